@@ -1,0 +1,249 @@
+"""Resolved models: a topology joined with its catalog, a workload expanded, an experiment.
+
+These are the validated, cross-checked, indexed views that the engine and the static analysis
+read.  Loading runs every cross-reference rule of :mod:`sim.checks` and raises one
+:class:`~sim.errors.ConfigError` with every problem found.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sim.errors import ConfigError, ConfigIssue
+from sim.loader import Loaded, load_as
+from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
+from sim.schema.catalog import Driver, ObjectKind, Procedure
+from sim.schema.topology import Daemon, ServiceUnit, SocketUnit, Unit
+from sim.schema.workload import ClientProfile, Probe
+
+
+def apply_preset(units: list[str], preset_rules: list[tuple[str, str]]) -> set[str]:
+    """Enabled units under systemd preset semantics: first matching rule wins, no match enables."""
+    enabled = set()
+    for name in units:
+        for action, pattern in preset_rules:
+            if fnmatch.fnmatchcase(name, pattern):
+                if action == "enable":
+                    enabled.add(name)
+                break
+        else:
+            enabled.add(name)
+    return enabled
+
+
+@dataclass
+class System:
+    """One topology with its catalog, indexed.  Built by :func:`load_system`."""
+
+    catalog: Loaded[Catalog]
+    topology: Loaded[Topology]
+
+    @property
+    def name(self) -> str:
+        return self.topology.doc.name
+
+    @cached_property
+    def drivers(self) -> dict[str, Driver]:
+        return {d.name: d for d in self.catalog.doc.drivers}
+
+    @cached_property
+    def procedures(self) -> dict[str, Procedure]:
+        return {p.name: p for p in self.catalog.doc.procedures}
+
+    @cached_property
+    def object_kinds(self) -> dict[str, ObjectKind]:
+        return {k.name: k for k in self.catalog.doc.object_kinds}
+
+    @cached_property
+    def daemons(self) -> dict[str, Daemon]:
+        return {d.name: d for d in self.topology.doc.daemons}
+
+    @cached_property
+    def units(self) -> dict[str, Unit]:
+        return {u.name: u for u in self.topology.doc.units}
+
+    @cached_property
+    def host_of(self) -> dict[str, str]:
+        """driver name -> name of the daemon hosting it."""
+        return {drv: d.name for d in self.topology.doc.daemons for drv in d.drivers}
+
+    @cached_property
+    def daemon_of_unit(self) -> dict[str, str]:
+        return {d.unit: d.name for d in self.topology.doc.daemons}
+
+    @cached_property
+    def socket_of_path(self) -> dict[str, str]:
+        """listening path -> socket unit name."""
+        return {
+            lst.path: u.name
+            for u in self.topology.doc.units
+            if isinstance(u, SocketUnit)
+            for lst in u.listen
+        }
+
+    @cached_property
+    def routes(self) -> dict[str, list[str]]:
+        return {r.uri: list(r.sockets) for r in self.topology.doc.routes}
+
+    @cached_property
+    def enabled(self) -> set[str]:
+        rules = [(r.action, r.pattern) for r in self.topology.doc.preset.rules]
+        return apply_preset(sorted(self.units), rules)
+
+    def service(self, name: str) -> ServiceUnit:
+        unit = self.units[name]
+        assert isinstance(unit, ServiceUnit)
+        return unit
+
+    def socket(self, name: str) -> SocketUnit:
+        unit = self.units[name]
+        assert isinstance(unit, SocketUnit)
+        return unit
+
+    def daemon_of_socket(self, socket: str) -> str | None:
+        return self.daemon_of_unit.get(self.socket(socket).service)
+
+    def candidates(self, uri: str) -> list[tuple[str, str]]:
+        """(path, daemon) pairs a client tries for ``uri``, in order."""
+        out = []
+        for path in self.routes.get(uri, []):
+            daemon = self.daemon_of_socket(self.socket_of_path[path])
+            if daemon is not None:
+                out.append((path, daemon))
+        return out
+
+    def daemons_with_role(self, role: str) -> list[str]:
+        return sorted(d.name for d in self.topology.doc.daemons if role in d.roles)
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    name: str
+    group: str
+    driver: str
+    running: bool
+    autostart: bool
+    refs: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    name: str
+    kind: str
+    refs: dict[str, tuple[str, ...]]
+
+
+@dataclass
+class WorkloadModel:
+    """A workload with its imported client profiles, guests and objects expanded by count."""
+
+    workload: Loaded[Workload]
+    catalog: Loaded[Catalog]
+    imports: list[Loaded[ClientProfiles]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.workload.doc.name
+
+    @property
+    def probe(self) -> Probe:
+        return self.workload.doc.probe
+
+    @cached_property
+    def profiles(self) -> dict[str, ClientProfile]:
+        out = {p.name: p for imp in self.imports for p in imp.doc.profiles}
+        out.update({p.name: p for p in self.workload.doc.profiles})
+        return out
+
+    @cached_property
+    def guests(self) -> list[GuestSpec]:
+        out = []
+        for g in self.workload.doc.guests:
+            refs = {k: tuple(v) for k, v in sorted(g.refs.items())}
+            names = [g.name] if g.count == 1 else [f"{g.name}-{i}" for i in range(g.count)]
+            out += [GuestSpec(n, g.name, g.driver, g.running, g.autostart, refs) for n in names]
+        return out
+
+    @cached_property
+    def objects(self) -> dict[str, ObjectSpec]:
+        out = {}
+        for o in self.workload.doc.objects:
+            refs = {k: tuple(v) for k, v in sorted(o.refs.items())}
+            names = [o.name] if o.count == 1 else [f"{o.name}-{i}" for i in range(o.count)]
+            out.update({n: ObjectSpec(n, o.kind, refs) for n in names})
+        return out
+
+    def objects_of_kind(self, kind: str) -> list[str]:
+        return sorted(n for n, o in self.objects.items() if o.kind == kind)
+
+
+@dataclass
+class ExperimentModel:
+    experiment: Loaded[Experiment]
+    systems: list[System]
+    workload: WorkloadModel
+
+    @property
+    def doc(self) -> Experiment:
+        return self.experiment.doc
+
+
+def load_catalog(path: str | Path) -> Loaded[Catalog]:
+    from sim.checks import check_catalog
+
+    cat = load_as(path, Catalog)
+    _raise(check_catalog(cat))
+    return cat
+
+
+def load_system(path: str | Path) -> System:
+    """Load a topology and the catalog it names; run every topology rule."""
+    from sim.checks import check_topology
+
+    topo = load_as(path, Topology)
+    cat = load_catalog(topo.resolve(topo.doc.catalog))
+    system = System(cat, topo)
+    _raise(check_topology(system))
+    return system
+
+
+def load_workload(path: str | Path) -> WorkloadModel:
+    from sim.checks import check_workload
+
+    wl = load_as(path, Workload)
+    cat = load_catalog(wl.resolve(wl.doc.catalog))
+    imports = [load_as(wl.resolve(p), ClientProfiles) for p in wl.doc.imports]
+    model = WorkloadModel(wl, cat, imports)
+    _raise(check_workload(model))
+    return model
+
+
+def load_experiment(path: str | Path) -> ExperimentModel:
+    from sim.checks import check_experiment
+
+    exp = load_as(path, Experiment)
+    errors: list[ConfigIssue] = []
+    systems = []
+    for i, ref in enumerate(exp.doc.topologies):
+        try:
+            systems.append(load_system(exp.resolve(ref)))
+        except ConfigError as err:
+            errors += err.issues
+            errors.append(exp.issue(("topologies", i), f"topology {ref!r} is invalid"))
+    try:
+        workload = load_workload(exp.resolve(exp.doc.workload))
+    except ConfigError as err:
+        errors += err.issues
+        errors.append(exp.issue(("workload",), f"workload {exp.doc.workload!r} is invalid"))
+    _raise(errors)
+    model = ExperimentModel(exp, systems, workload)
+    _raise(check_experiment(model))
+    return model
+
+
+def _raise(issues: list[ConfigIssue]) -> None:
+    if issues:
+        raise ConfigError(issues)

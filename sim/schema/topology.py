@@ -1,0 +1,141 @@
+"""A topology: which daemons host which drivers, their systemd units, sockets, routes, preset."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from sim.schema.common import Name, Sourced, Strict
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+
+
+class Server(Sourced):
+    """An RPC server inside a daemon: a worker pool behind one or more sockets.
+
+    Priority workers run only high-priority procedures, and only when every normal worker is
+    busy; normal workers run anything (LIBVIRT-FACTS 3).
+    """
+
+    name: Name
+    sockets: list[Name]
+    min_workers: NonNegInt = 5
+    max_workers: PosInt = 20
+    prio_workers: NonNegInt = 5
+    max_clients: PosInt = 5000
+    max_client_requests: PosInt = 5
+    keepalive_interval_s: float = 5.0
+    keepalive_count: NonNegInt = 5
+
+    @model_validator(mode="after")
+    def _pool(self) -> Server:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"min_workers must be <= max_workers, got {self.min_workers} > {self.max_workers}"
+            )
+        return self
+
+
+class Daemon(Sourced):
+    """A daemon process: hosts drivers, runs servers, is run by one service unit.
+
+    ``roles`` are names a fault can target so one experiment line resolves in every topology.
+    ``idle_timeout_s`` is the ``--timeout`` argument (idle exit), ``None`` for never.
+    """
+
+    name: Name
+    unit: Name
+    description: str = ""
+    roles: list[Name] = Field(default_factory=list)
+    drivers: list[Name] = Field(default_factory=list)
+    servers: list[Server]
+    idle_timeout_s: PosFloat | None = None
+    start_cpu_ms: NonNeg = 0.0
+    stop_grace_s: NonNeg = 30.0
+
+
+class UnitBase(Sourced):
+    name: Name
+    description: str = ""
+    requires: list[Name] = Field(default_factory=list)
+    binds_to: list[Name] = Field(default_factory=list)
+    wants: list[Name] = Field(default_factory=list)
+    after: list[Name] = Field(default_factory=list)
+    before: list[Name] = Field(default_factory=list)
+    conflicts: list[Name] = Field(default_factory=list)
+    also: list[Name] = Field(default_factory=list)
+    wanted_by: list[Name] = Field(default_factory=list)
+
+
+class ServiceUnit(UnitBase):
+    """A service unit (systemd.service); ``daemon`` is the process it runs."""
+
+    type: Literal["service"]
+    daemon: Name | None = None
+    notify: bool = True
+    restart: Literal["no", "on-failure", "always"] = "no"
+    restart_sec: NonNeg = 0.1
+    start_limit_interval_s: NonNeg = 10.0
+    start_limit_burst: NonNegInt = 5
+    kill_mode: Literal["control-group", "process", "mixed"] = "control-group"
+    timeout_start_s: PosFloat = 90.0
+
+
+class Listen(Strict):
+    path: str
+    mode: str | None = None
+
+
+class SocketUnit(UnitBase):
+    """A socket unit (systemd.socket) with ``Accept=no``: one service gets the listening fds."""
+
+    type: Literal["socket"]
+    service: Name
+    listen: list[Listen]
+    remove_on_stop: bool = True
+    trigger_limit_interval_s: PosFloat = 2.0
+    trigger_limit_burst: PosInt = 20
+
+
+class TargetUnit(UnitBase):
+    type: Literal["target"]
+
+
+Unit = Annotated[ServiceUnit | SocketUnit | TargetUnit, Field(discriminator="type")]
+
+
+class Route(Sourced):
+    """How a client library picks a socket for a URI: the first listed path that exists wins."""
+
+    uri: str
+    sockets: list[str]
+
+
+class PresetRule(Strict):
+    action: Literal["enable", "disable"]
+    pattern: str
+
+
+class Preset(Sourced):
+    """systemd preset rules: the first rule whose glob matches a unit decides; no match enables."""
+
+    rules: list[PresetRule]
+
+
+class Topology(Sourced):
+    """A topology.  ``external_units`` exist on the host but are not modelled (always active)."""
+
+    kind: Literal["topology"]
+    name: Name
+    description: str = ""
+    catalog: str
+    boot_target: Name = "multi-user.target"
+    external_units: list[Name] = Field(default_factory=list)
+    daemons: list[Daemon]
+    units: list[Unit]
+    routes: list[Route]
+    preset: Preset

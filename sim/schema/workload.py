@@ -1,0 +1,135 @@
+"""A workload: managed objects, guests with their configuration, clients, probes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from sim.schema.common import Name, Sourced, Strict
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+
+Refs = dict[Name, list[Name]]
+"""Object references by kind: ``{network: [default], pool: [images]}``."""
+
+
+class ObjectDecl(Strict):
+    """A managed object (a virtual network, a storage pool, a host device ...)."""
+
+    name: Name
+    kind: Name
+    count: PosInt = 1
+    refs: Refs = Field(default_factory=dict)
+
+
+class GuestGroup(Sourced):
+    """``count`` guests of one configuration, named ``<name>-<i>`` when count > 1.
+
+    ``refs`` is the configuration that matters for dependencies: the networks its NICs sit
+    on, the pools its volume disks come from, its secrets, filters, host devices, leases.
+    """
+
+    name: Name
+    count: PosInt = 1
+    driver: Name
+    running: bool = True
+    autostart: bool = False
+    refs: Refs = Field(default_factory=dict)
+
+
+class CallSpec(Strict):
+    """One kind of call a client makes.
+
+    ``target``: ``each-guest`` makes one call per guest each period; ``one-guest`` picks one
+    guest at random; ``object`` acts on the named object (or a random one of ``object_kind``);
+    ``none`` is connection-wide.  ``group`` limits guest targets to one guest group; a
+    procedure that starts (stops) guests picks among stopped (running) ones.  Exactly one of ``every_s`` (fixed period) and ``rate_per_s``
+    (Poisson arrivals) is given.
+    """
+
+    procedure: Name
+    uri: str
+    target: Literal["none", "each-guest", "one-guest", "object"] = "none"
+    object: Name | None = None
+    object_kind: Name | None = None
+    group: Name | None = None
+    every_s: PosFloat | None = None
+    rate_per_s: PosFloat | None = None
+    concurrency: PosInt = 1
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> CallSpec:
+        if (self.every_s is None) == (self.rate_per_s is None):
+            raise ValueError("give exactly one of every_s and rate_per_s")
+        if self.target == "object" and not (self.object or self.object_kind):
+            raise ValueError("target 'object' needs 'object:' or 'object_kind:'")
+        return self
+
+
+class Keepalive(Strict):
+    interval_s: PosFloat
+    count: Annotated[int, Field(ge=0)]
+
+
+class Reconnect(Strict):
+    delay_s: NonNeg = 5.0
+    max_attempts: Annotated[int, Field(ge=0)] | None = None
+
+
+class ClientProfile(Sourced):
+    """A management application's behaviour: what it calls, how often, with what timeout.
+
+    ``connection: persistent`` keeps one connection per URI open; ``per-call`` opens and
+    closes one for every call (a scraper).
+    """
+
+    name: Name
+    description: str = ""
+    calls: list[CallSpec]
+    timeout_s: PosFloat | None = None
+    keepalive: Keepalive | None = None
+    reconnect: Reconnect = Field(default_factory=Reconnect)
+    connection: Literal["persistent", "per-call"] = "persistent"
+
+
+class ClientProfiles(Sourced):
+    kind: Literal["client-profiles"]
+    name: Name
+    profiles: list[ClientProfile]
+
+
+class ClientDecl(Strict):
+    name: Name
+    profile: Name
+    count: PosInt = 1
+    start_s: NonNeg = 0.0
+
+
+class Probe(Sourced):
+    """The measuring instrument: one call per running guest every ``every_s``.
+
+    A probe that fails, times out or takes longer than ``slo_ms`` marks the guest
+    unmanageable until a probe succeeds within the SLO again.
+    """
+
+    procedure: Name
+    uri: str
+    every_s: PosFloat
+    slo_ms: PosFloat
+    timeout_s: PosFloat
+
+
+class Workload(Sourced):
+    kind: Literal["workload"]
+    name: Name
+    description: str = ""
+    catalog: str
+    imports: list[str] = Field(default_factory=list)
+    objects: list[ObjectDecl] = Field(default_factory=list)
+    guests: list[GuestGroup] = Field(default_factory=list)
+    profiles: list[ClientProfile] = Field(default_factory=list)
+    clients: list[ClientDecl] = Field(default_factory=list)
+    probe: Probe

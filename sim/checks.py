@@ -116,7 +116,7 @@ def _check_ordering(system: System) -> list[ConfigIssue]:
             graph.add_edge(unit.name, other)
     out = []
     for cycle in sorted(sorted(c) for c in nx.simple_cycles(graph)):
-        i = next(i for i, u in enumerate(topo.doc.units) if u.name == cycle[0])
+        i = next(i for n in cycle for i, u in enumerate(topo.doc.units) if u.name == n)
         msg = f"ordering cycle (After=/Before=) between units {', '.join(cycle)}"
         out.append(topo.issue(("units", i), msg))
     return out
@@ -329,6 +329,11 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
                     if not resolve_target(system, wl, key, value):
                         msg = f"target {key} {value!r} does not resolve in topology {system.name!r}"
                         out.append(exp.issue(("scenarios", i, kind, j, "target"), msg))
+    for i, sc in enumerate(exp.doc.scenarios):
+        for j, c in enumerate(sc.clients):
+            if c.profile not in wl.profiles:
+                msg = f"unknown client profile {c.profile!r}"
+                out.append(exp.issue(("scenarios", i, "clients", j, "profile"), msg))
     scenarios = {s.name for s in exp.doc.scenarios}
     for i, h in enumerate(exp.doc.hypotheses):
         if h.topology is not None and h.topology not in names:

@@ -90,14 +90,14 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():
-            line = node.lc.key(key)[0] + 1
-            lines[(*loc, str(key))] = line
+            line = node.lc.data[key][0] + 1 if key in (node.lc.data or {}) else lines[loc]
+            lines[(*loc, str(key))] = line + 1
             out[str(key)] = _plain(value, (*loc, str(key)), lines)
         return out
     if isinstance(node, CommentedSeq):
         items = []
         for i, value in enumerate(node):
-            lines[(*loc, i)] = node.lc.item(i)[0] + 1
+            lines[(*loc, i)] = node.lc.data[i][0] + 1 if i in (node.lc.data or {}) else lines[loc]
             items.append(_plain(value, (*loc, i), lines))
         return items
     if isinstance(node, str):
@@ -185,7 +185,7 @@ def validate_source(src: Source, model: type[T]) -> Loaded[T]:
 
 def document_kind(src: Source) -> str:
     kind = src.data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(
             [src.issue(("kind",), f"kind must be one of {sorted(KINDS)}, got {kind!r}")]
         )

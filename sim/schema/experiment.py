@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from sim.schema.common import Name, Strict
+from sim.schema.workload import ClientDecl
 
 PosFloat = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
@@ -105,8 +106,11 @@ class Action(Strict):
 
 
 class Scenario(Strict):
+    """One scenario: faults, operator actions, and clients added to the workload's own."""
+
     name: Name
     description: str = ""
+    clients: list[ClientDecl] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
 
@@ -132,6 +136,14 @@ class Hypothesis(Strict):
 
 
 class Experiment(Strict):
+    """An experiment.
+
+    ``start: steady`` begins with the host up for a while: guests marked ``running`` run,
+    autostart has happened, and the enabled units boot (the hypervisor daemon reconnects to
+    the running guests).  ``start: boot`` begins at power-on: no guest runs, autostart
+    guests start when the daemon hosting their driver first starts.
+    """
+
     kind: Literal["experiment"]
     name: Name
     description: str = ""
@@ -141,6 +153,7 @@ class Experiment(Strict):
     warmup_s: NonNeg = 0.0
     replications: Annotated[int, Field(ge=1)] = 10
     seed: Annotated[int, Field(ge=0)] = 0
+    start: Literal["steady", "boot"] = "steady"
     scenarios: list[Scenario]
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 

@@ -1,0 +1,373 @@
+"""The static dependency graph of one system under one workload.
+
+One :class:`networkx.DiGraph` whose edges read "depends on".  Every node and edge is derived
+from model data (the topology, its catalog and the workload); nothing here knows a daemon,
+driver or unit by name.
+
+Node ids (attribute ``kind`` in brackets)::
+
+    unit:<unit>              [unit]    a systemd unit (service, socket, target; ``external``)
+    daemon:<daemon>          [daemon]  a daemon process
+    server:<daemon>/<server> [server]  an RPC server: one worker pool of that process
+    driver:<driver>          [driver]
+    proc:<procedure>         [proc]
+    object:<object>          [object]  a workload object some call acts on
+    guest:<guest>            [guest]
+    guest:<guest>:<op>       [op]      op in OPS: start, stop, manage, reconnect
+    client:<client>          [client]  a workload client (every call of its profile)
+
+Edge attributes: ``rel`` (what the dependency is: ``calls``, ``route``, ``rpc``,
+``forward``, ``hosted-by``, ``requires`` ...), ``strength`` (``hard`` or ``soft``) and
+``blocking``.  A hard edge is a requirement: if the dependency fails, so does the dependent.
+A soft edge is either a nested call made with ``on_error: ignore`` (its failure is ignored,
+but while it hangs the caller waits: ``blocking``) or a unit's ``Wants=`` (never propagates).
+
+Calls are expanded per *context* (a guest operation or a client) and flattened onto the
+context node: a context depends on every procedure it runs, nested calls included (expanded
+with the refs of the object they act on), and on the socket and server of every RPC hop.
+Each RPC hop also yields a :class:`Hold`: the server's worker is held while the rest of the
+call runs, which is what lets a hang exhaust a pool (see :mod:`sim.analysis`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from sim.model import GuestSpec, System, WorkloadModel
+from sim.schema.catalog import Procedure
+from sim.schema.topology import ServiceUnit, SocketUnit
+from sim.schema.workload import CallSpec
+
+OPS = ("start", "stop", "manage", "reconnect")
+"""Guest operations, in display order."""
+
+Refs = dict[str, tuple[str, ...]]
+
+
+def unit_id(name: str) -> str:
+    return f"unit:{name}"
+
+
+def daemon_id(name: str) -> str:
+    return f"daemon:{name}"
+
+
+def server_id(daemon: str, server: str) -> str:
+    return f"server:{daemon}/{server}"
+
+
+def driver_id(name: str) -> str:
+    return f"driver:{name}"
+
+
+def proc_id(name: str) -> str:
+    return f"proc:{name}"
+
+
+def object_id(name: str) -> str:
+    return f"object:{name}"
+
+
+def guest_id(name: str) -> str:
+    return f"guest:{name}"
+
+
+def op_id(guest: str, op: str) -> str:
+    return f"guest:{guest}:{op}"
+
+
+def client_id(name: str) -> str:
+    return f"client:{name}"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Where a URI (or a driver's URI) leads: the socket path, its unit, daemon and server."""
+
+    path: str
+    socket: str
+    daemon: str
+    server: str | None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A worker of ``server`` held by context ``ctx`` while it waits on ``waits`` (node ids)."""
+
+    server: str
+    ctx: str
+    waits: frozenset[str]
+
+
+def live_units(system: System) -> set[str]:
+    """Units active after boot: the boot target, external units, and what they pull in.
+
+    A unit is pulled in through ``Requires=``/``BindsTo=``/``Wants=`` of a live unit, or by
+    being enabled with a ``WantedBy=`` of a live unit.  A socket that is live keeps its path,
+    so calls to it can socket-activate its service.
+    """
+    topo = system.topology.doc
+    live = {topo.boot_target, *topo.external_units}
+    changed = True
+    while changed:
+        changed = False
+        for unit in topo.units:
+            pulled = unit.name in live or (
+                unit.name in system.enabled and any(w in live for w in unit.wanted_by)
+            )
+            new = {unit.name, *unit.requires, *unit.binds_to, *unit.wants} if pulled else set()
+            if new - live:
+                live |= new
+                changed = True
+    return live
+
+
+def resolve_route(system: System, uri: str, live: set[str]) -> Hop | None:
+    """The first path of ``uri``'s route whose socket unit is live (None: unroutable)."""
+    for path in system.routes.get(uri, []):
+        socket = system.socket_of_path.get(path)
+        if socket is None or socket not in live:
+            continue
+        daemon = system.daemon_of_socket(socket)
+        if daemon is None:
+            continue
+        server = next((s.name for s in system.daemons[daemon].servers if socket in s.sockets), None)
+        return Hop(path, socket, daemon, None if server is None else server_id(daemon, server))
+    return None
+
+
+@dataclass
+class _Ctx:
+    """Edges and holds collected for one context node while its calls are expanded."""
+
+    node: str
+    edges: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    holds: set[tuple[str, frozenset[str]]] = field(default_factory=set)
+
+    def dep(self, target: str, rel: str, soft: bool) -> None:
+        old = self.edges.get(target)
+        if old is None or (old[1] and not soft):
+            self.edges[target] = (rel, soft)
+
+
+class _Builder:
+    def __init__(self, system: System, workload: WorkloadModel) -> None:
+        self.system = system
+        self.workload = workload
+        self.live = live_units(system)
+        self.graph: nx.DiGraph = nx.DiGraph(system=system.name, workload=workload.name)
+        self.holds: list[Hold] = []
+        self.notes: set[str] = set()
+
+    # -- infrastructure -----------------------------------------------------------------
+    def node(self, node: str, kind: str, name: str, **attrs: object) -> None:
+        if node not in self.graph:
+            self.graph.add_node(node, kind=kind, name=name, **attrs)
+
+    def edge(self, a: str, b: str, rel: str, strength: str = "hard", blocking: bool = True) -> None:
+        self.graph.add_edge(a, b, rel=rel, strength=strength, blocking=blocking)
+
+    def unit_node(self, name: str) -> str:
+        unit = self.system.units.get(name)
+        utype = unit.type if unit is not None else "external"
+        self.node(unit_id(name), "unit", name, utype=utype, external=unit is None)
+        return unit_id(name)
+
+    def units(self) -> None:
+        """Unit nodes and edges; a service depends on the live sockets that activate it."""
+        for unit in self.system.topology.doc.units:
+            self.unit_node(unit.name)
+        for unit in self.system.topology.doc.units:
+            me = unit_id(unit.name)
+            for rel, names in (("requires", unit.requires), ("binds-to", unit.binds_to)):
+                for other in names:
+                    self.edge(me, self.unit_node(other), rel)
+            for other in unit.wants:
+                self.edge(me, self.unit_node(other), "wants", "soft", blocking=False)
+            activates = isinstance(self.system.units.get(getattr(unit, "service", "")), ServiceUnit)
+            if isinstance(unit, SocketUnit) and activates and unit.name in self.live:
+                self.edge(unit_id(unit.service), me, "activated-by")
+
+    def daemons(self) -> None:
+        for d in self.system.topology.doc.daemons:
+            me = daemon_id(d.name)
+            self.node(me, "daemon", d.name, roles=",".join(d.roles))
+            self.edge(me, self.unit_node(d.unit), "run-by")
+            for s in d.servers:
+                sid = server_id(d.name, s.name)
+                self.node(sid, "server", s.name, daemon=d.name)
+                self.edge(sid, me, "part-of")
+            for drv in d.drivers:
+                self.node(driver_id(drv), "driver", drv, daemon=d.name)
+                self.edge(driver_id(drv), me, "hosted-by")
+        for proc in self.system.catalog.doc.procedures:
+            if proc.driver in self.system.host_of:
+                self.node(proc_id(proc.name), "proc", proc.name, driver=proc.driver)
+                self.edge(proc_id(proc.name), driver_id(proc.driver), "implemented-by")
+
+    def object_node(self, name: str) -> str:
+        obj = self.workload.objects[name]
+        owner = self.system.object_kinds.get(obj.kind)
+        self.node(object_id(name), "object", name, object_kind=obj.kind)
+        if owner is not None and owner.driver in self.system.host_of:
+            self.edge(object_id(name), driver_id(owner.driver), "owned-by")
+        return object_id(name)
+
+    # -- calls --------------------------------------------------------------------------
+    def route(self, uri: str) -> Hop | None:
+        hop = resolve_route(self.system, uri, self.live)
+        if hop is None:
+            self.notes.add(f"uri {uri!r} has no live socket in topology {self.system.name!r}")
+        elif hop.server is None:
+            self.notes.add(f"socket {hop.socket!r} is served by no server of {hop.daemon!r}")
+        return hop
+
+    def enter(self, ctx: _Ctx, hop: Hop, rel: str, soft: bool) -> set[str]:
+        ctx.dep(unit_id(hop.socket), "route", soft)
+        waits = {unit_id(hop.socket)}
+        if hop.server is not None:
+            ctx.dep(hop.server, rel, soft)
+            waits.add(hop.server)
+        return waits
+
+    def call(
+        self, ctx: _Ctx, name: str, refs: Refs, caller: str | None, soft: bool, rel: str = "rpc"
+    ) -> set[str]:
+        """Expand one call of ``name`` made from daemon ``caller``; return what it waits on.
+
+        When ``caller`` does not host the procedure's driver, the call is an RPC over the
+        driver's URI (``rel`` is ``forward`` when the caller only relays a client's call).
+        """
+        proc = self.system.procedures[name]
+        host = self.system.host_of.get(proc.driver)
+        if host is None:
+            self.notes.add(f"procedure {name!r}: driver {proc.driver!r} is hosted nowhere")
+            return set()
+        ctx.dep(proc_id(name), "calls-ignore" if soft else "calls", soft)
+        waits = {proc_id(name)}
+        hop: Hop | None = None
+        if caller != host:
+            hop = self.route(self.system.drivers[proc.driver].uri)
+            if hop is not None and hop.daemon != host:
+                self.notes.add(
+                    f"driver {proc.driver!r} is hosted by {host!r}, its uri reaches {hop.daemon!r}"
+                )
+                hop = None
+            if hop is not None:
+                waits |= self.enter(ctx, hop, rel, soft)
+        inner = self.nested(ctx, proc, refs, host, soft)
+        if hop is not None and hop.server is not None:
+            ctx.holds.add((hop.server, frozenset({proc_id(name)} | inner)))
+        return waits | inner
+
+    def nested(self, ctx: _Ctx, proc: Procedure, refs: Refs, host: str, soft: bool) -> set[str]:
+        waits: set[str] = set()
+        for nc in proc.calls:
+            soft_here = soft or nc.on_error == "ignore"
+            if nc.for_each is None:
+                waits |= self.call(ctx, nc.procedure, refs, host, soft_here)
+                continue
+            for obj in refs.get(nc.for_each, ()):
+                if obj not in self.workload.objects:
+                    continue
+                oid = self.object_node(obj)
+                ctx.dep(oid, "acts-on", soft_here)
+                waits.add(oid)
+                obj_refs = self.workload.objects[obj].refs
+                waits |= self.call(ctx, nc.procedure, obj_refs, host, soft_here)
+        return waits
+
+    def entry_call(self, ctx: _Ctx, name: str, uri: str, refs: Refs) -> None:
+        """A call a client makes on ``uri``: it enters the daemon the route reaches."""
+        hop = self.route(uri)
+        if hop is None:
+            self.call(ctx, name, refs, None, False)
+            return
+        self.enter(ctx, hop, "rpc", False)
+        waits = self.call(ctx, name, refs, hop.daemon, False, rel="forward")
+        if hop.server is not None:
+            ctx.holds.add((hop.server, frozenset(waits)))
+
+    def internal_call(self, ctx: _Ctx, name: str, refs: Refs) -> None:
+        """A call the engine runs inside the daemon hosting the procedure's driver."""
+        proc = self.system.procedures[name]
+        self.call(ctx, name, refs, self.system.host_of.get(proc.driver), False)
+
+    def flush(self, ctx: _Ctx) -> None:
+        for target, (rel, soft) in sorted(ctx.edges.items()):
+            self.edge(ctx.node, target, rel, "soft" if soft else "hard", blocking=True)
+        for server, waits in sorted(ctx.holds, key=lambda h: (h[0], sorted(h[1]))):
+            self.holds.append(Hold(server, ctx.node, waits))
+
+    # -- contexts -----------------------------------------------------------------------
+    def guest(self, g: GuestSpec) -> None:
+        gid = guest_id(g.name)
+        self.node(gid, "guest", g.name, group=g.group, running=g.running)
+        life = self.system.catalog.doc.lifecycle
+        driver = self.system.drivers[g.driver]
+        for op in OPS:
+            ctx = _Ctx(op_id(g.name, op))
+            self.node(ctx.node, "op", f"{g.name}:{op}", guest=g.name, group=g.group, op=op)
+            if op in ("start", "stop"):
+                self.entry_call(ctx, getattr(life, op), driver.uri, g.refs)
+            elif op == "manage":
+                probe = self.workload.probe
+                self.entry_call(ctx, probe.procedure, probe.uri, g.refs)
+            elif driver.reconnect_procedure is not None:
+                self.internal_call(ctx, driver.reconnect_procedure, g.refs)
+            elif driver.name in self.system.host_of:
+                ctx.dep(driver_id(driver.name), "reattach", False)
+            if op != "start":
+                ctx.dep(gid, "acts-on", False)
+            self.flush(ctx)
+
+    def client(self, name: str, profile: str) -> None:
+        ctx = _Ctx(client_id(name))
+        self.node(ctx.node, "client", name, profile=profile)
+        for spec in self.workload.profiles[profile].calls:
+            for refs, obj in self.call_targets(spec):
+                if obj is not None:
+                    ctx.dep(self.object_node(obj), "acts-on", False)
+                self.entry_call(ctx, spec.procedure, spec.uri, refs)
+        self.flush(ctx)
+
+    def call_targets(self, spec: CallSpec) -> list[tuple[Refs, str | None]]:
+        """Distinct (refs, object) a client call can act on; guests of one config collapse."""
+        wl = self.workload
+        if spec.target in ("each-guest", "one-guest"):
+            guests = [g for g in wl.guests if spec.group in (None, g.group)]
+            out = {tuple(sorted(g.refs.items())): (g.refs, None) for g in guests}
+            return [out[k] for k in sorted(out)]
+        if spec.target == "object":
+            names = [spec.object] if spec.object else wl.objects_of_kind(spec.object_kind or "")
+            return [(wl.objects[n].refs, n) for n in names if n is not None and n in wl.objects]
+        return [({}, None)]
+
+    def build(self) -> nx.DiGraph:
+        self.units()
+        self.daemons()
+        for g in self.workload.guests:
+            self.guest(g)
+        for c in sorted(self.workload.workload.doc.clients, key=lambda c: c.name):
+            if c.profile in self.workload.profiles:
+                self.client(c.name, c.profile)
+        self.graph.graph["holds"] = tuple(self.holds)
+        self.graph.graph["notes"] = tuple(sorted(self.notes))
+        self.graph.graph["live_units"] = tuple(sorted(self.live))
+        return self.graph
+
+
+def build_graph(system: System, workload: WorkloadModel) -> nx.DiGraph:
+    """The dependency graph of ``system`` running ``workload`` (see the module docstring).
+
+    ``graph.graph`` carries ``holds`` (every :class:`Hold`), ``notes`` (model oddities such as
+    an unroutable URI) and ``live_units``.
+    """
+    return _Builder(system, workload).build()
+
+
+def holds_of(graph: nx.DiGraph) -> tuple[Hold, ...]:
+    holds: tuple[Hold, ...] = graph.graph.get("holds", ())
+    return holds

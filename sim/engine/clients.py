@@ -1,0 +1,207 @@
+"""Management clients and per-guest probes (DESIGN 3 "workloads", 4).
+
+A *persistent* client keeps one connection per URI and makes each kind of call from its own
+thread: the next call waits for the previous one (a blocked call blocks that thread).  A
+*per-call* client (virsh, a scraper) opens a connection for each call and closes it when the
+call ends or times out: nothing stops such calls from piling up on a stuck daemon.
+
+A timeout abandons the call on the client side only; the daemon's job runs on and keeps its
+worker.  Keepalive (when the client enables it) detects a daemon whose event loop is stuck
+``interval * (count + 1)`` seconds after it stopped answering (LIBVIRT-FACTS 3).
+
+Probes are the measuring instrument: one monitoring agent with one connection calls the
+probe procedure for every running guest every ``every_s``; a guest is unmanageable from the
+start of a probe that fails or misses the SLO until a probe succeeds within it.  Probe cost:
+one call per guest per period on one connection, so at most ``max_client_requests`` workers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.engine.guests import RUNNING, STOPPED, GuestRT
+from sim.engine.rpc import ConnRT, ProcRT, open_conn, server_job
+from sim.engine.trace import CallRecord
+
+if TYPE_CHECKING:
+    from sim.engine.simulation import Simulation
+    from sim.schema.workload import CallSpec, ClientProfile
+
+
+class Session:
+    """The connections of one client (or of the probe agent), by URI."""
+
+    def __init__(
+        self, sim: Simulation, label: str, profile_timeout: float | None, keepalive_s: float | None
+    ) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.label = label
+        self.timeout = profile_timeout
+        self.keepalive_s = keepalive_s
+        self.conns: dict[str, ConnRT] = {}
+        self.retry_at: dict[str, float] = {}
+
+    def _wait(
+        self, job: simpy.Process, conn: ConnRT | None, t0: float
+    ) -> Generator[simpy.Event, Any, str]:
+        """Wait for ``job``: ``""`` once it has finished (its value is ``job.value``), else
+        why the client gave up: ``timeout``, or ``keepalive`` while the daemon's loop is stuck."""
+        env, timeout, ka = self.env, self.timeout, self.keepalive_s
+        while True:
+            left = None if timeout is None else t0 + timeout - env.now
+            step = left if ka is None or (left is not None and left <= ka) else ka
+            if step is None:
+                yield job
+                return ""
+            yield job | env.timeout(max(step, 0.0))
+            if job.triggered:
+                return ""
+            if left is not None and step == left:
+                return "timeout"
+            d = conn.daemon if conn is not None else None
+            assert ka is not None
+            if d is not None and d.loop_block is not None:
+                if env.now - max(d.loop_blocked_since, t0) >= ka - 1e-9:
+                    return "keepalive"
+
+    def _connect(self, uri: str, t0: float) -> Generator[simpy.Event, Any, ConnRT | str]:
+        opener = self.env.process(open_conn(self.sim, uri, self.label))
+        why = yield from self._wait(opener, None, t0)
+        if why:
+            opener.callbacks.append(_close_late)
+            return why
+        value: ConnRT | str = opener.value
+        return value
+
+    def call(
+        self, uri: str, proc: ProcRT, target: str | None, per_call: bool
+    ) -> Generator[simpy.Event, Any, tuple[bool, str] | None]:
+        """One call; ``None`` if skipped because the client waits to reconnect."""
+        env, t0 = self.env, self.env.now
+        conn = None if per_call else self.conns.get(uri)
+        if conn is None or not conn.usable:
+            if conn is not None:
+                conn.close()
+                self.sim.collector.emit(t0, self.label, "disconnected", uri=uri)
+            if env.now < self.retry_at.get(uri, 0.0):
+                return None
+            opened = yield from self._connect(uri, t0)
+            if isinstance(opened, str):
+                self.retry_at[uri] = env.now + self.sim.reconnect_delay(self.label)
+                self.sim.record_call(t0, self.label, proc, False, f"connect: {opened}")
+                return False, f"connect: {opened}"
+            conn = opened
+            if not per_call:
+                self.conns[uri] = conn
+        job = env.process(server_job(self.sim, conn, proc, target))
+        why = yield from self._wait(job, conn, t0)
+        ok, err = (False, why) if why else job.value
+        if per_call or why == "keepalive":
+            conn.close()
+        self.sim.record_call(t0, self.label, proc, ok, err)
+        return ok, err
+
+
+def _close_late(event: simpy.Event) -> None:
+    """A connection that completes after its client gave up is closed at once."""
+    if isinstance(event.value, ConnRT):
+        event.value.close()
+
+
+class Client:
+    """One instance of a client profile."""
+
+    def __init__(self, sim: Simulation, name: str, profile: ClientProfile, start_s: float) -> None:
+        self.sim = sim
+        self.name = name
+        self.profile = profile
+        ka = profile.keepalive
+        self.session = Session(
+            sim, name, profile.timeout_s, None if ka is None else ka.interval_s * (ka.count + 1)
+        )
+        self.rng = sim.streams.get(f"client:{name}")
+        self.per_call = profile.connection == "per-call"
+        for i, spec in enumerate(profile.calls):
+            sim.env.process(self._loop(spec, i, start_s))
+
+    def _loop(self, spec: CallSpec, i: int, start_s: float) -> Generator[simpy.Event, Any, None]:
+        env, rng = self.sim.env, self.rng
+        proc = self.sim.procs[spec.procedure]
+        period = spec.every_s
+        first = start_s + (rng.uniform(0, period) if period else rng.expovariate(spec.rate_per_s))  # type: ignore[arg-type]
+        yield env.timeout(first)
+        while True:
+            if self.per_call:
+                env.process(self._tick(spec, proc, rng))
+            else:
+                yield from self._tick(spec, proc, rng)
+            gap = period if period else rng.expovariate(spec.rate_per_s)  # type: ignore[arg-type]
+            yield env.timeout(gap)
+
+    def _tick(
+        self, spec: CallSpec, proc: ProcRT, rng: random.Random
+    ) -> Generator[simpy.Event, Any, None]:
+        for target in self.sim.pick_targets(spec, proc, rng):
+            result = yield from self.session.call(spec.uri, proc, target, self.per_call)
+            if result is None:
+                return
+
+
+class Probes:
+    """The monitoring agent: per-guest manageability from probe outcomes."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.env = sim.env
+        spec = sim.workload.probe
+        self.spec = spec
+        self.proc = sim.procs[spec.procedure]
+        self.slo_s = spec.slo_ms / 1000.0
+        self.session = Session(sim, "probe", spec.timeout_s, None)
+        self.open_since: dict[str, float] = {}
+        self.loops: dict[str, simpy.Process] = {}
+        self.rng = sim.streams.get("probe")
+        self.phase = {g.name: self.rng.uniform(0, spec.every_s) for g in sim.guests.all}
+
+    def start(self) -> None:
+        for guest in self.sim.guests.all:
+            self.guest_changed(guest)
+
+    def guest_changed(self, guest: GuestRT) -> None:
+        if guest.state == RUNNING and guest.name not in self.loops:
+            self.loops[guest.name] = self.env.process(self._loop(guest))
+        elif guest.state in (STOPPED, "dead"):
+            self._close(guest.name, self.env.now)
+
+    def _loop(self, guest: GuestRT) -> Generator[simpy.Event, Any, None]:
+        env, every = self.env, self.spec.every_s
+        yield env.timeout(self.phase[guest.name])
+        while guest.state == RUNNING:
+            t0 = env.now
+            result = yield from self.session.call(self.spec.uri, self.proc, guest.name, False)
+            good = result is not None and result[0] and env.now - t0 <= self.slo_s
+            if guest.state != RUNNING:
+                break
+            if not good and guest.name not in self.open_since:
+                self.open_since[guest.name] = t0
+                self.sim.collector.probe_failures.setdefault(guest.name, []).append(t0)
+            elif good:
+                self._close(guest.name, env.now)
+            yield env.timeout(max(0.0, t0 + every - env.now))
+        del self.loops[guest.name]
+
+    def _close(self, name: str, t: float) -> None:
+        since = self.open_since.pop(name, None)
+        if since is not None:
+            self.sim.collector.unmanageable.setdefault(name, []).append([since, t])
+
+    def finish(self, t: float) -> None:
+        """Censoring: intervals still open at the end of the run are closed there."""
+        for name in sorted(self.open_since):
+            self.sim.collector.unmanageable.setdefault(name, []).append([self.open_since[name], t])
+        self.open_since.clear()

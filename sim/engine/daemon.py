@@ -1,0 +1,207 @@
+"""Daemon processes: spawn, initialise, notify, accept, idle exit, die, hang (LIBVIRT-FACTS 3).
+
+A daemon's process has a *generation*: every spawn starts a new one, and every piece of
+in-process state (worker pools, locks, accepted connections, running jobs) belongs to it.
+When the process dies, its jobs are interrupted, its connections report EOF, and the guests
+of the drivers it hosts keep running (their reconnect happens at the next start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.engine.primitives import Lock, WorkerPool
+from sim.engine.systemd import ACTIVATING, ServiceRT, SocketRT
+
+if TYPE_CHECKING:
+    from sim.engine.simulation import Simulation
+    from sim.schema.topology import Daemon, Server
+
+
+class ServerRT:
+    __slots__ = ("clients", "pool", "spec")
+
+    def __init__(self, env: simpy.Environment, spec: Server) -> None:
+        self.spec = spec
+        self.pool = WorkerPool(env, spec.max_workers, spec.prio_workers)
+        self.clients = 0
+
+
+class DaemonRT:
+    """The runtime of one daemon (across its restarts)."""
+
+    def __init__(self, sim: Simulation, spec: Daemon, service: ServiceRT) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.spec = spec
+        self.name = spec.name
+        self.service = service
+        self.drivers = frozenset(spec.drivers)
+        self.gen = 0
+        self.alive = False
+        self.ready = False
+        self.servers: dict[str, ServerRT] = {}
+        self.server_of_socket = {s: srv.name for srv in spec.servers for s in srv.sockets}
+        self.locks: dict[Any, Lock] = {}
+        self.jobs: set[simpy.Process] = set()
+        self.connections = 0
+        self.idle_token = 0
+        self.loop_block: simpy.Event | None = None
+        self.loop_blocked_since = 0.0
+        self.hung_drivers: dict[str, simpy.Event] = {}
+        self.slow: dict[str, float] = {}
+        self.crash_on_start = 0
+        self.crash_after_s = 0.0
+        self.cpu_ms = 0.0
+        self.death: simpy.Event = sim.env.event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def spawn(self) -> None:
+        """systemd forks the daemon: a new process generation starts initialising."""
+        self.gen += 1
+        self.alive = True
+        self.ready = False
+        self.servers = {s.name: ServerRT(self.env, s) for s in self.spec.servers}
+        self.locks = {}
+        self.jobs = set()
+        self.connections = 0
+        self.loop_block = None
+        self.hung_drivers = {}
+        self.slow = {}
+        self.death = self.env.event()
+        self.sim.collector.emit(self.env.now, self.name, "spawned", gen=self.gen)
+        self.env.process(self._init(self.gen))
+
+    def _init(self, gen: int) -> Generator[simpy.Event, Any, None]:
+        cost_ms = self.spec.start_cpu_ms + sum(
+            self.sim.driver_init_ms(drv) for drv in sorted(self.drivers)
+        )
+        self.cpu_ms += cost_ms
+        self.sim.collector.add(f"init_cpu_ms:{self.name}", cost_ms)
+        if self.crash_on_start > 0:
+            self.crash_on_start -= 1
+            yield self.env.timeout(self.crash_after_s)
+            if self.gen == gen and self.alive:
+                self.die(1, "crash-loop")
+            return
+        yield self.env.timeout(cost_ms / 1000.0)
+        if self.gen != gen or not self.alive:
+            return
+        self.ready = True
+        self.sim.collector.emit(self.env.now, self.name, "ready", init_ms=round(cost_ms, 3))
+        self.sim.manager.service_ready(self.service)
+        self.sim.guests.daemon_started(self)
+        self.accept_backlog()
+        self.check_idle()
+
+    def terminate(self, code: int, by_manager: bool, why: str) -> None:
+        """A clean stop (SIGTERM from systemd, or idle exit)."""
+        self._end(code, by_manager, why)
+
+    def die(self, code: int, why: str) -> None:
+        """The process dies unexpectedly (a crash)."""
+        self._end(code, False, why)
+
+    def _end(self, code: int, by_manager: bool, why: str) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.ready = False
+        self.sim.collector.emit(self.env.now, self.name, "exited", code=code, why=why)
+        self.death.succeed()
+        jobs, self.jobs = self.jobs, set()
+        for job in sorted(jobs, key=id):
+            if job.is_alive:
+                job.interrupt("eof")
+        if self.loop_block is not None and not self.loop_block.triggered:
+            self.loop_block.succeed()
+        for ev in self.hung_drivers.values():
+            if not ev.triggered:
+                ev.succeed()
+        self.sim.guests.daemon_died(self)
+        self.sim.manager.service_exited(self.service, code, by_manager)
+
+    # ------------------------------------------------------------------ connections
+    @property
+    def accepting(self) -> bool:
+        return self.ready and self.loop_block is None
+
+    def accept_backlog(self) -> None:
+        if not self.accepting:
+            return
+        for sock in self.service.sockets:
+            backlog, sock.backlog = sock.backlog, []
+            for event in backlog:
+                event.succeed(None)
+
+    def connect(self, sock: SocketRT) -> simpy.Event | None:
+        """A connection reaches this daemon's socket: ``None`` if accepted now, else an event
+        whose value is ``None`` when accepted or an error string."""
+        if self.accepting:
+            return None
+        if self.alive or self.service.state == ACTIVATING:
+            event = self.env.event()
+            sock.backlog.append(event)
+            return event
+        return self.sim.manager.connection_arrived(sock)
+
+    def opened(self) -> None:
+        self.connections += 1
+        self.idle_token += 1
+
+    def closed(self) -> None:
+        self.connections -= 1
+        if self.connections == 0:
+            self.check_idle()
+
+    # ------------------------------------------------------------------ idle exit
+    def check_idle(self) -> None:
+        if self.spec.idle_timeout_s is None or not self.ready or self.connections:
+            return
+        self.idle_token += 1
+        self.env.process(self._idle_timer(self.gen, self.idle_token))
+
+    def _idle_timer(self, gen: int, token: int) -> Generator[simpy.Event, Any, None]:
+        timeout = self.spec.idle_timeout_s
+        assert timeout is not None
+        while True:
+            yield self.env.timeout(timeout)
+            if self.gen != gen or not self.alive or self.idle_token != token:
+                return
+            if self.loop_block is not None:
+                continue
+            if not self.sim.guests.inhibits(self):
+                self.sim.collector.emit(self.env.now, self.name, "idle-exit")
+                self.terminate(0, by_manager=False, why="idle timeout")
+                return
+
+    # ------------------------------------------------------------------ faults
+    def hang_process(self) -> None:
+        if self.alive and self.loop_block is None:
+            self.loop_block = self.env.event()
+            self.loop_blocked_since = self.env.now
+
+    def unhang_process(self) -> None:
+        if self.loop_block is not None:
+            block, self.loop_block = self.loop_block, None
+            if not block.triggered:
+                block.succeed()
+            self.accept_backlog()
+
+    def hang_driver(self, driver: str) -> None:
+        if self.alive and driver not in self.hung_drivers:
+            self.hung_drivers[driver] = self.env.event()
+
+    def unhang_driver(self, driver: str) -> None:
+        event = self.hung_drivers.pop(driver, None)
+        if event is not None and not event.triggered:
+            event.succeed()
+
+    def lock(self, key: Any) -> Lock:
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = Lock(self.env)
+        return lock

@@ -1,0 +1,121 @@
+"""Guests (LIBVIRT-FACTS 4.2, 5a).
+
+A guest is a process that survives its daemon (``KillMode=process``; QEMU lives in its own
+scope).  Its life is only at risk when a daemon that hosts its driver starts: the daemon
+reconnects to each guest on its own thread (no RPC worker); a guest caught mid-start is
+killed, and so is a guest whose reconnect procedure fails (a required nested call fails).
+Autostart runs once per boot per driver (the ``autostarted`` marker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.engine.rpc import run_internal
+
+if TYPE_CHECKING:
+    from sim.engine.daemon import DaemonRT
+    from sim.engine.simulation import Simulation
+    from sim.model import GuestSpec
+
+STOPPED, STARTING, RUNNING, DEAD = "stopped", "starting", "running", "dead"
+
+
+class GuestRT:
+    __slots__ = ("name", "spec", "state")
+
+    def __init__(self, spec: GuestSpec, state: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.state = state
+
+    @property
+    def alive(self) -> bool:
+        return self.state in (RUNNING, STARTING)
+
+
+class Guests:
+    def __init__(self, sim: Simulation, steady: bool) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.by_name: dict[str, GuestRT] = {}
+        for spec in sim.workload.guests:
+            state = RUNNING if (steady and spec.running) else STOPPED
+            self.by_name[spec.name] = GuestRT(spec, state)
+        self.all = [self.by_name[n] for n in sorted(self.by_name)]
+        self.autostarted: set[str] = set(sim.guest_drivers) if steady else set()
+
+    def _set(self, guest: GuestRT, state: str, **data: Any) -> None:
+        guest.state = state
+        self.sim.collector.emit(self.env.now, guest.name, state, **data)
+        self.sim.probes.guest_changed(guest)
+
+    # ----------------------------------------------------------- effects of procedures
+    def begin_start(self, target: str | None, d: DaemonRT) -> bool:
+        guest = self.by_name.get(target or "")
+        if guest is None or guest.state != STOPPED:
+            return False
+        self._set(guest, STARTING, daemon=d.name)
+        return True
+
+    def end_effect(self, effect: str, target: str | None, ok: bool, d: DaemonRT) -> None:
+        guest = self.by_name.get(target or "")
+        if guest is None:
+            return
+        if effect == "start" and guest.state == STARTING:
+            self._set(guest, RUNNING if ok else STOPPED)
+        elif effect == "stop" and ok and guest.alive:
+            self._set(guest, STOPPED, by=d.name)
+
+    def kill(self, guest: GuestRT, reason: str, control: bool = False) -> None:
+        if not guest.alive:
+            return
+        self._set(guest, DEAD, reason=reason)
+        if control:
+            self.sim.collector.control_killed[guest.name] = self.env.now
+        else:
+            self.sim.collector.lost.setdefault(guest.name, (self.env.now, reason))
+
+    # ----------------------------------------------------------- daemon life
+    def inhibits(self, d: DaemonRT) -> bool:
+        """Running guests of an inhibiting driver hosted by ``d`` keep it from idle exit."""
+        drivers = d.drivers & self.sim.inhibiting_drivers
+        return bool(drivers) and any(
+            g.alive and g.spec.driver in drivers for g in self.all
+        )
+
+    def daemon_started(self, d: DaemonRT) -> None:
+        for driver in sorted(d.drivers & set(self.sim.guest_drivers)):
+            reconnect = self.sim.reconnect_proc.get(driver)
+            for guest in self.all:
+                if guest.spec.driver != driver or not guest.alive:
+                    continue
+                if guest.state == STARTING:
+                    self.kill(guest, "caught mid-start at reconnect")
+                elif reconnect is not None:
+                    self.env.process(self._reconnect(d, guest, reconnect))
+            if driver not in self.autostarted:
+                self.autostarted.add(driver)
+                self.env.process(self._autostart(d, driver))
+
+    def daemon_died(self, d: DaemonRT) -> None:
+        """Guests survive their daemon; nothing changes until it starts again."""
+
+    def _reconnect(self, d: DaemonRT, guest: GuestRT, proc: Any) -> Generator[Any, Any, None]:
+        gen = d.gen
+        ok, err = yield from run_internal(self.sim, d, proc, guest.name)
+        self.sim.record_internal(proc, ok, err)
+        if not ok and d.gen == gen and d.alive and guest.state == RUNNING:
+            self.kill(guest, f"reconnect failed: {err}")
+
+    def _autostart(self, d: DaemonRT, driver: str) -> Generator[simpy.Event, Any, None]:
+        start = self.sim.start_proc
+        for guest in self.all:
+            if guest.spec.driver == driver and guest.spec.autostart and guest.state == STOPPED:
+                ok, err = yield from run_internal(self.sim, d, start, guest.name)
+                self.sim.record_internal(start, ok, err)
+                if not d.alive:
+                    return

@@ -1,0 +1,246 @@
+"""Connections and calls (LIBVIRT-FACTS 3, 4.1).
+
+A *call* on a connection becomes a server-side *job* in the daemon that accepted the
+connection: it waits for a request slot on the connection (``max_client_requests``), for the
+event loop (a hung process reads nothing), and for a worker (priority rules in
+:class:`~sim.engine.primitives.WorkerPool`).  Then it is *dispatched*: run in-process when the
+daemon hosts the procedure's driver, otherwise *forwarded* over the daemon's own connection
+to the hosting daemon (opened lazily, cached for the life of the client connection), holding
+the local worker until the answer comes.  Executing a procedure takes its locks, makes its
+nested calls (in-process, or RPC to another daemon, which may socket-activate it) and spends
+its service time.  A client that gives up (timeout) abandons the job, which runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.engine.primitives import Slots
+
+if TYPE_CHECKING:
+    from sim.engine.daemon import DaemonRT, ServerRT
+    from sim.engine.simulation import Simulation
+
+Result = tuple[bool, str]
+OK: Result = (True, "")
+
+
+@dataclass(slots=True, eq=False)
+class NestedRT:
+    proc: ProcRT
+    for_each: str | None
+    ignore: bool
+
+
+@dataclass(slots=True, eq=False)
+class ProcRT:
+    """A catalog procedure compiled for the hot path."""
+
+    name: str
+    driver: str | None
+    target_kind: str | None
+    high: bool
+    sample_s: Callable[[], float]
+    lock_driver: bool
+    lock_object: bool
+    calls: list[NestedRT]
+    guest_effect: str
+    operation: str
+
+
+class ConnRT:
+    """One client-side connection to one daemon process generation."""
+
+    __slots__ = ("daemon", "forwards", "gen", "is_open", "label", "server", "slots")
+
+    def __init__(self, daemon: DaemonRT, server: ServerRT, label: str) -> None:
+        self.daemon = daemon
+        self.gen = daemon.gen
+        self.server = server
+        self.slots = Slots(daemon.env, server.spec.max_client_requests)
+        self.forwards: dict[str, ConnRT] = {}
+        self.is_open = True
+        self.label = label
+
+    @property
+    def usable(self) -> bool:
+        d = self.daemon
+        return self.is_open and d.alive and d.gen == self.gen
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+        self.is_open = False
+        d = self.daemon
+        if d.alive and d.gen == self.gen:
+            self.server.clients -= 1
+            d.closed()
+        forwards, self.forwards = self.forwards, {}
+        for conn in forwards.values():
+            conn.close()
+
+
+def open_conn(
+    sim: Simulation, uri: str, label: str, exclude: DaemonRT | None = None
+) -> Generator[simpy.Event, Any, ConnRT | str]:
+    """Connect to the first existing socket path of ``uri``'s route; returns the connection
+    or an error string (``enoent``: no path exists; ``econnrefused``; ``eof``)."""
+    for sock, daemon in sim.routes[uri]:
+        if daemon is not exclude and sock.path_present:
+            break
+    else:
+        return "enoent"
+    if not sock.listening:
+        return "econnrefused"
+    event = daemon.connect(sock)
+    if event is not None:
+        err = yield event
+        if err:
+            return str(err)
+    if not daemon.alive:
+        return "eof"
+    server = daemon.servers[daemon.server_of_socket[sock.name]]
+    conn = ConnRT(daemon, server, label)
+    server.clients += 1
+    daemon.opened()
+    connect = sim.connect_proc
+    if connect is not None:
+        ok, err = yield sim.env.process(server_job(sim, conn, connect, None))
+        if not ok:
+            conn.close()
+            return err
+    return conn
+
+
+def server_job(
+    sim: Simulation, conn: ConnRT, proc: ProcRT, target: str | None
+) -> Generator[simpy.Event, Any, Result]:
+    """The daemon side of one call: slot, event loop, worker, dispatch, reply."""
+    d = conn.daemon
+    if not conn.usable:
+        return False, "eof"
+    me = sim.env.active_process
+    d.jobs.add(me)
+    try:
+        ev = conn.slots.acquire()
+        if ev is not None:
+            yield ev
+        if d.loop_block is not None:
+            yield d.loop_block
+        pool = conn.server.pool
+        kind = pool.acquire(proc.high)
+        if not isinstance(kind, int):
+            kind = yield kind
+        try:
+            result = yield from dispatch(sim, d, proc, target, conn.forwards)
+        finally:
+            pool.release(kind)
+            conn.slots.release()
+        if d.loop_block is not None:
+            yield d.loop_block
+        return result
+    except simpy.Interrupt:
+        return False, "eof"
+    finally:
+        d.jobs.discard(me)
+
+
+def dispatch(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
+    if proc.driver is None or proc.driver in d.drivers:
+        return (yield from execute(sim, d, proc, target, conns))
+    return (yield from remote(sim, d, proc, target, conns))
+
+
+def remote(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
+    """Forward ``proc`` from daemon ``d`` to the daemon hosting its driver, over ``d``'s
+    cached connection for that driver's URI (opened on first use)."""
+    assert proc.driver is not None
+    uri = sim.driver_uri[proc.driver]
+    conn = conns.get(uri)
+    if conn is None or not conn.usable:
+        if conn is not None:
+            # a dead cached connection is not reopened: libvirt has no reconnect logic
+            # there (LIBVIRT-FACTS 4.1); the caller sees the error until it reconnects
+            return False, "eof"
+        opened = yield from open_conn(sim, uri, d.name, exclude=d)
+        if isinstance(opened, str):
+            return False, opened
+        conn = conns[uri] = opened
+    return (yield sim.env.process(server_job(sim, conn, proc, target)))
+
+
+def execute(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
+    """Run ``proc`` inside daemon ``d``: driver hang, locks, nested calls, service time."""
+    if proc.driver is not None:
+        hang = d.hung_drivers.get(proc.driver)
+        if hang is not None:
+            yield hang
+    held = []
+    try:
+        if proc.lock_driver:
+            lock = d.lock(proc.driver)
+            ev = lock.acquire()
+            held.append(lock)
+            if ev is not None:
+                yield ev
+        if proc.lock_object and target is not None:
+            lock = d.lock((proc.target_kind, target))
+            ev = lock.acquire()
+            held.append(lock)
+            if ev is not None:
+                yield ev
+        effect = proc.guest_effect
+        if effect == "start" and not sim.guests.begin_start(target, d):
+            return False, "invalid-state"
+        result = yield from nested(sim, d, proc, target, conns)
+        if result[0]:
+            delay = proc.sample_s()
+            if d.slow:
+                delay *= sim.slow_factor(d, proc)
+            yield sim.env.timeout(delay)
+        if effect != "none":
+            sim.guests.end_effect(effect, target, result[0], d)
+        return result
+    finally:
+        for lock in reversed(held):
+            lock.release()
+
+
+def nested(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
+    for call in proc.calls:
+        targets = [target] if call.for_each is None else sim.refs(target, call.for_each)
+        for obj in targets:
+            result = yield from dispatch(sim, d, call.proc, obj, conns)
+            if not result[0] and not call.ignore:
+                return False, f"{call.proc.name}: {result[1]}"
+    return OK
+
+
+def run_internal(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None
+) -> Generator[simpy.Event, Any, Result]:
+    """An operation the daemon runs on its own (autostart, reconnect): no worker, and
+    connections to other daemons opened for this operation and closed after it."""
+    conns: dict[str, ConnRT] = {}
+    me = sim.env.active_process
+    d.jobs.add(me)
+    try:
+        return (yield from execute(sim, d, proc, target, conns))
+    except simpy.Interrupt:
+        return False, "eof"
+    finally:
+        d.jobs.discard(me)
+        for conn in conns.values():
+            conn.close()

@@ -1,0 +1,218 @@
+"""One replication: the state object that owns everything (CONVENTIONS 2)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.engine.clients import Client, Probes
+from sim.engine.daemon import DaemonRT
+from sim.engine.faults import schedule
+from sim.engine.guests import RUNNING, STOPPED, Guests
+from sim.engine.rng import Streams
+from sim.engine.rpc import NestedRT, ProcRT
+from sim.engine.systemd import Manager, SocketRT
+from sim.engine.trace import CallRecord, Collector
+
+if TYPE_CHECKING:
+    from sim.model import System, WorkloadModel
+    from sim.schema.catalog import Procedure
+    from sim.schema.experiment import Scenario
+    from sim.schema.workload import CallSpec
+
+
+def sampler(proc: Procedure, rng: random.Random) -> Callable[[], float]:
+    """A function drawing the procedure's service time in seconds."""
+    d = proc.service
+    if d.dist == "constant":
+        value = d.value_ms / 1000.0
+        return lambda: value
+    if d.dist == "exponential":
+        rate = 1000.0 / d.mean_ms
+        return lambda: rng.expovariate(rate)
+    if d.dist == "uniform":
+        lo, hi = d.low_ms / 1000.0, d.high_ms / 1000.0
+        return lambda: rng.uniform(lo, hi)
+    mu, sigma = math.log(d.median_ms / 1000.0), d.sigma
+    return lambda: rng.lognormvariate(mu, sigma)
+
+
+class Simulation:
+    """All state of one replication of one scenario in one topology."""
+
+    def __init__(
+        self,
+        system: System,
+        workload: WorkloadModel,
+        scenario: Scenario | None,
+        seed: int,
+        replication: int,
+        start: str = "steady",
+        keep_trace: bool = False,
+        sample_every_s: float | None = None,
+    ) -> None:
+        self.system = system
+        self.workload = workload
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.streams = Streams(seed, replication)
+        self.collector = Collector(keep_trace=keep_trace)
+        self.sample_every_s = sample_every_s
+        self._compile_catalog()
+        self.manager = Manager(self)
+        self.daemons = {
+            d.name: DaemonRT(self, d, self.manager.service(d.unit))
+            for d in system.topology.doc.daemons
+        }
+        self.daemon_of_service = {d.spec.unit: d for d in self.daemons.values()}
+        self.host = {drv: self.daemons[name] for drv, name in system.host_of.items()}
+        self.routes = self._compile_routes()
+        self.guests = Guests(self, steady=start == "steady")
+        self.probes = Probes(self)
+        decls = list(workload.workload.doc.clients) + (scenario.clients if scenario else [])
+        self.clients = [
+            Client(self, name, workload.profiles[c.profile], c.start_s)
+            for c in decls
+            for name in ([c.name] if c.count == 1 else [f"{c.name}-{i}" for i in range(c.count)])
+        ]
+
+    # ----------------------------------------------------------------- compile
+    def _compile_catalog(self) -> None:
+        cat, system = self.system.catalog.doc, self.system
+        self.driver_uri = {d.name: d.uri for d in cat.drivers}
+        self.guest_drivers = sorted(d.name for d in cat.drivers if d.hosts_guests)
+        self.inhibiting_drivers = frozenset(
+            d.name for d in cat.drivers if d.hosts_guests and d.inhibits_idle_exit
+        )
+        kinds = {k.driver: k.name for k in cat.object_kinds}
+        self.guest_kind = kinds.get(self.guest_drivers[0], "") if self.guest_drivers else ""
+        self.procs: dict[str, ProcRT] = {}
+        for p in cat.procedures:
+            rng = self.streams.get(f"service:{p.name}")
+            self.procs[p.name] = ProcRT(
+                p.name, p.driver, p.target, p.priority == "high", sampler(p, rng),
+                "driver" in p.locks, "object" in p.locks, [], p.guest_effect, p.operation,
+            )  # fmt: skip
+        for p in cat.procedures:
+            self.procs[p.name].calls = [
+                NestedRT(self.procs[c.procedure], c.for_each, c.on_error == "ignore")
+                for c in p.calls
+            ]
+        self.start_proc = self.procs[cat.lifecycle.start]
+        self.connect_proc: ProcRT | None = None
+        self.reconnect_proc = {
+            d.name: self.procs[d.reconnect_procedure]
+            for d in cat.drivers
+            if d.reconnect_procedure is not None
+        }
+        self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
+        self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
+        del system
+
+    def _compile_routes(self) -> dict[str, list[tuple[SocketRT, DaemonRT]]]:
+        routes = {}
+        for uri, paths in self.system.routes.items():
+            entries = []
+            for path in paths:
+                sock = self.manager.units[self.system.socket_of_path[path]]
+                assert isinstance(sock, SocketRT)
+                daemon = self.daemon_of_service.get(sock.spec.service)
+                if daemon is not None:
+                    entries.append((sock, daemon))
+            routes[uri] = entries
+        return routes
+
+    # ----------------------------------------------------------------- queries
+    def driver_init_ms(self, driver: str) -> float:
+        cost = self.init_ms.get(driver, 0.0)
+        for kind, per in self.per_object_ms.get(driver, {}).items():
+            cost += per * len(self.workload.objects_of_kind(kind))
+        return cost
+
+    def refs(self, target: str | None, kind: str) -> list[str]:
+        if target is None:
+            return []
+        guest = self.guests.by_name.get(target)
+        if guest is not None:
+            return list(guest.spec.refs.get(kind, ()))
+        obj = self.workload.objects.get(target)
+        return list(obj.refs.get(kind, ())) if obj is not None else []
+
+    def slow_factor(self, d: DaemonRT, proc: ProcRT) -> float:
+        slow = d.slow
+        return max(
+            slow.get("*", 1.0), slow.get(proc.driver or "", 1.0), slow.get(proc.name, 1.0)
+        )
+
+    def reconnect_delay(self, label: str) -> float:
+        for client in self.clients:
+            if client.name == label:
+                return client.profile.reconnect.delay_s
+        return 5.0 if label == "probe" else 0.0
+
+    def pick_targets(self, spec: CallSpec, proc: ProcRT, rng: random.Random) -> list[str | None]:
+        if spec.target == "none":
+            return [None]
+        if spec.target == "object":
+            if spec.object is not None:
+                return [spec.object]
+            names = self.workload.objects_of_kind(spec.object_kind or "")
+            return [rng.choice(names)] if names else []
+        want = STOPPED if proc.guest_effect == "start" else RUNNING
+        guests = [
+            g.name
+            for g in self.guests.all
+            if g.state == want and (spec.group is None or g.spec.group == spec.group)
+        ]
+        if spec.target == "each-guest":
+            return list(guests)
+        return [rng.choice(guests)] if guests else []
+
+    # ----------------------------------------------------------------- records
+    def record_call(self, t0: float, client: str, proc: ProcRT, ok: bool, err: str) -> None:
+        self.collector.calls.append(
+            CallRecord(t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err)
+        )
+
+    def record_internal(self, proc: ProcRT, ok: bool, err: str) -> None:
+        self.record_call(self.env.now, "(internal)", proc, ok, err)
+
+    # ----------------------------------------------------------------- run
+    def run(self, until: float, snapshot_at: float | None = None) -> Collector:
+        """Boot, run to ``until``; ``snapshot_at`` records which guests run at that time."""
+        self.running_at_snapshot: list[str] = []
+        if snapshot_at is not None:
+            self.env.process(self._snapshot(snapshot_at))
+        self.manager.boot()
+        self.probes.start()
+        if self.scenario is not None:
+            schedule(self, self.scenario.faults, self.scenario.actions)
+        if self.sample_every_s:
+            self.env.process(self._sampler(self.sample_every_s))
+        self.env.run(until=until)
+        self.probes.finish(until)
+        return self.collector
+
+    def boot_metrics(self) -> dict[str, float]:
+        """Daemon initialisation CPU over the run and the daemons running at its end."""
+        return {
+            "daemon_init_cpu_ms": sum(d.cpu_ms for d in self.daemons.values()),
+            "daemons_running": float(sum(d.alive for d in self.daemons.values())),
+        }
+
+    def _snapshot(self, at: float) -> Any:
+        yield self.env.timeout(at)
+        self.running_at_snapshot = [g.name for g in self.guests.all if g.state == RUNNING]
+
+    def _sampler(self, every: float) -> Any:
+        while True:
+            for name in sorted(self.daemons):
+                d = self.daemons[name]
+                busy = sum(s.pool.busy for s in d.servers.values()) if d.alive else 0
+                state = "hung" if d.loop_block is not None else d.service.state
+                self.collector.samples.append((self.env.now, name, busy, state))
+            yield self.env.timeout(every)

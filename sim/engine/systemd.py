@@ -1,0 +1,351 @@
+"""systemd service and socket units (LIBVIRT-FACTS 2, 6).
+
+Implemented rules, each one a named test in ``tests/test_systemd_rules.py``:
+
+- a start pulls in ``Requires=``, ``BindsTo=`` and ``Wants=`` units and stops ``Conflicts=``;
+- ``Type=notify``: a service is *active* once its daemon has initialised, not when spawned;
+- ``After=``: a start waits for units it is ordered after that are still activating;
+- ``Restart=on-failure`` (or ``always``) restarts ``RestartSec`` after an unclean exit; a stop
+  that systemd initiated never restarts; exit 0 (idle exit) is not a failure;
+- the start limit: more than ``StartLimitBurst`` starts within ``StartLimitIntervalSec`` puts
+  the service in ``failed`` (start-limit-hit); every socket that activates it fails too and,
+  with ``RemoveOnStop=yes``, its path disappears;
+- a socket whose service is down queues connections in its backlog and starts the service
+  (socket activation), subject to the trigger limit;
+- a unit stops when a unit it ``BindsTo=`` stops or fails, or when a unit it ``Requires=`` is
+  stopped explicitly;
+- boot: the boot target pulls in the enabled units that are ``WantedBy=`` it (transitively).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.schema.topology import ServiceUnit, SocketUnit, TargetUnit
+
+if TYPE_CHECKING:
+    from sim.engine.daemon import DaemonRT
+    from sim.engine.simulation import Simulation
+
+INACTIVE, ACTIVATING, ACTIVE, FAILED = "inactive", "activating", "active", "failed"
+LISTENING = "listening"
+
+
+class UnitRT:
+    """Runtime state shared by every unit kind."""
+
+    def __init__(self, sim: Simulation, spec: Any) -> None:
+        self.sim = sim
+        self.spec = spec
+        self.name: str = spec.name
+        self.state = INACTIVE
+        self.result = ""
+
+    def set_state(self, state: str, **data: Any) -> None:
+        if state != self.state:
+            self.state = state
+            self.sim.collector.emit(self.sim.env.now, self.name, state, **data)
+
+
+class ServiceRT(UnitRT):
+    spec: ServiceUnit
+
+    def __init__(self, sim: Simulation, spec: ServiceUnit) -> None:
+        super().__init__(sim, spec)
+        self.daemon: DaemonRT | None = None
+        self.starts: deque[float] = deque()
+        self.ready_waiters: list[simpy.Event] = []
+        self.sockets: list[SocketRT] = []
+
+    def start_limit_hit(self) -> bool:
+        """Record a start; True if it exceeds the start limit (systemd's ratelimit)."""
+        now, spec = self.sim.env.now, self.spec
+        if spec.start_limit_interval_s <= 0 or spec.start_limit_burst <= 0:
+            return False
+        starts = self.starts
+        while starts and starts[0] <= now - spec.start_limit_interval_s:
+            starts.popleft()
+        if len(starts) >= spec.start_limit_burst:
+            return True
+        starts.append(now)
+        return False
+
+    def wait_active(self) -> simpy.Event:
+        event = self.sim.env.event()
+        if self.state == ACTIVE:
+            event.succeed(True)
+        elif self.state in (FAILED, INACTIVE):
+            event.succeed(False)
+        else:
+            self.ready_waiters.append(event)
+        return event
+
+    def settle_waiters(self) -> None:
+        waiters, self.ready_waiters = self.ready_waiters, []
+        for event in waiters:
+            event.succeed(self.state == ACTIVE)
+
+
+class SocketRT(UnitRT):
+    """A listening socket with ``Accept=no``; its backlog holds connections while the service
+    is down or not accepting."""
+
+    spec: SocketUnit
+
+    def __init__(self, sim: Simulation, spec: SocketUnit) -> None:
+        super().__init__(sim, spec)
+        self.service: ServiceRT | None = None
+        self.backlog: list[simpy.Event] = []
+        self.triggers: deque[float] = deque()
+        self.path_present = False
+
+    @property
+    def listening(self) -> bool:
+        return self.state == LISTENING
+
+    def trigger_limit_hit(self) -> bool:
+        now, spec = self.sim.env.now, self.spec
+        triggers = self.triggers
+        while triggers and triggers[0] <= now - spec.trigger_limit_interval_s:
+            triggers.popleft()
+        if len(triggers) >= spec.trigger_limit_burst:
+            return True
+        triggers.append(now)
+        return False
+
+    def fail_backlog(self, reason: str) -> None:
+        backlog, self.backlog = self.backlog, []
+        for event in backlog:
+            event.succeed(reason)
+
+
+class Manager:
+    """The service manager: start and stop jobs over the unit runtimes of one simulation."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.units: dict[str, UnitRT] = {}
+        for spec in sim.system.topology.doc.units:
+            if isinstance(spec, ServiceUnit):
+                self.units[spec.name] = ServiceRT(sim, spec)
+            elif isinstance(spec, SocketUnit):
+                self.units[spec.name] = SocketRT(sim, spec)
+            elif isinstance(spec, TargetUnit):
+                self.units[spec.name] = UnitRT(sim, spec)
+        for unit in self.units.values():
+            if isinstance(unit, SocketRT):
+                service = self.units[unit.spec.service]
+                assert isinstance(service, ServiceRT)
+                unit.service = service
+                service.sockets.append(unit)
+        self.bound_by: dict[str, list[str]] = {}
+        self.required_by: dict[str, list[str]] = {}
+        for spec in sim.system.topology.doc.units:
+            for other in spec.binds_to:
+                self.bound_by.setdefault(other, []).append(spec.name)
+            for other in spec.requires:
+                self.required_by.setdefault(other, []).append(spec.name)
+
+    # ------------------------------------------------------------------ queries
+    def service(self, name: str) -> ServiceRT:
+        unit = self.units[name]
+        assert isinstance(unit, ServiceRT)
+        return unit
+
+    def boot_set(self) -> list[str]:
+        """Units the boot target pulls in: enabled ``WantedBy=`` links and hard/soft deps."""
+        system = self.sim.system
+        enabled = system.enabled
+        wanted_by: dict[str, list[str]] = {}
+        for spec in system.topology.doc.units:
+            if spec.name in enabled:
+                for target in spec.wanted_by:
+                    wanted_by.setdefault(target, []).append(spec.name)
+        todo, seen = [system.topology.doc.boot_target], set()
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in self.units:
+                continue
+            seen.add(name)
+            spec = self.units[name].spec
+            todo += wanted_by.get(name, []) + spec.requires + spec.binds_to + spec.wants
+        return sorted(seen)
+
+    # ------------------------------------------------------------------ jobs
+    def boot(self) -> None:
+        """Start the boot transaction: sockets and targets at once, services in order."""
+        names = self.boot_set()
+        for name in names:
+            if not isinstance(self.units[name], ServiceRT):
+                self.start(name, "boot")
+        for name in names:
+            if isinstance(self.units[name], ServiceRT):
+                self.start(name, "boot")
+
+    def start(self, name: str, reason: str) -> bool:
+        """Queue a start job; False if refused (unknown, start limit, failed socket)."""
+        unit = self.units.get(name)
+        if unit is None:
+            return False
+        if isinstance(unit, SocketRT):
+            return self._start_socket(unit, reason)
+        if isinstance(unit, ServiceRT):
+            return self._start_service(unit, reason)
+        if unit.state != ACTIVE:
+            unit.set_state(ACTIVE)
+            self._pull_deps(unit, reason)
+        return True
+
+    def _pull_deps(self, unit: UnitRT, reason: str) -> None:
+        spec = unit.spec
+        for other in spec.conflicts:
+            if other in self.units and self.units[other].state in (ACTIVE, ACTIVATING, LISTENING):
+                self.stop(other, f"conflicts with {unit.name}")
+        for other in spec.requires + spec.binds_to + spec.wants:
+            self.start(other, f"{reason} via {unit.name}")
+
+    def _start_socket(self, sock: SocketRT, reason: str) -> bool:
+        if sock.listening:
+            return True
+        sock.set_state(LISTENING, reason=reason)
+        sock.path_present = True
+        self._pull_deps(sock, reason)
+        return True
+
+    def _start_service(self, svc: ServiceRT, reason: str) -> bool:
+        if svc.state in (ACTIVE, ACTIVATING):
+            return True
+        if svc.start_limit_hit():
+            self._start_limit_failure(svc)
+            return False
+        self._pull_deps(svc, reason)
+        svc.result = ""
+        svc.set_state(ACTIVATING, reason=reason)
+        self.sim.env.process(self._run_start(svc))
+        return True
+
+    def _run_start(self, svc: ServiceRT) -> Generator[simpy.Event, Any, None]:
+        for other in svc.spec.after:
+            unit = self.units.get(other)
+            if isinstance(unit, ServiceRT) and unit.state == ACTIVATING:
+                yield unit.wait_active()
+        if svc.state != ACTIVATING:
+            return
+        daemon = self.sim.daemon_of_service.get(svc.name)
+        if daemon is None:
+            self.service_ready(svc)
+            return
+        daemon.spawn()
+
+    def service_ready(self, svc: ServiceRT) -> None:
+        """The daemon sent READY=1 (or, without notify, was spawned)."""
+        svc.set_state(ACTIVE)
+        svc.settle_waiters()
+
+    def _start_limit_failure(self, svc: ServiceRT) -> None:
+        svc.result = "start-limit-hit"
+        svc.set_state(FAILED, result=svc.result)
+        svc.settle_waiters()
+        for sock in svc.sockets:
+            self._fail_socket(sock, "service-start-limit-hit")
+        self._propagate_down(svc.name, explicit=False)
+
+    def _fail_socket(self, sock: SocketRT, result: str) -> None:
+        sock.result = result
+        sock.set_state(FAILED, result=result)
+        if sock.spec.remove_on_stop:
+            sock.path_present = False
+        sock.fail_backlog("econnrefused")
+        self._propagate_down(sock.name, explicit=False)
+
+    def service_exited(self, svc: ServiceRT, code: int, by_manager: bool) -> None:
+        """The daemon's process ended (crash, idle exit, or a stop we asked for)."""
+        failed = code != 0 and not by_manager
+        svc.result = "exit-code" if failed else ""
+        svc.set_state(FAILED if failed else INACTIVE, code=code)
+        svc.settle_waiters()
+        restart = svc.spec.restart
+        if not by_manager and (restart == "always" or (restart == "on-failure" and failed)):
+            self.sim.env.process(self._restart_later(svc))
+        self._propagate_down(svc.name, explicit=by_manager)
+        if svc.state != ACTIVATING:
+            for sock in svc.sockets:
+                if sock.listening and sock.backlog:
+                    self._activate(sock)
+
+    def _restart_later(self, svc: ServiceRT) -> Generator[simpy.Event, Any, None]:
+        yield self.sim.env.timeout(svc.spec.restart_sec)
+        if svc.state in (FAILED, INACTIVE) and svc.result != "start-limit-hit":
+            self.sim.collector.emit(self.sim.env.now, svc.name, "auto-restart")
+            self._start_service(svc, "restart")
+
+    def _propagate_down(self, name: str, explicit: bool) -> None:
+        dependents = list(self.bound_by.get(name, []))
+        if explicit:
+            dependents += self.required_by.get(name, [])
+        for other in sorted(set(dependents)):
+            unit = self.units.get(other)
+            if unit is not None and unit.state in (ACTIVE, ACTIVATING, LISTENING):
+                self.stop(other, f"dependency {name} stopped")
+
+    def stop(self, name: str, reason: str) -> None:
+        unit = self.units.get(name)
+        if unit is None:
+            return
+        if isinstance(unit, SocketRT):
+            if unit.listening:
+                unit.set_state(INACTIVE, reason=reason)
+                if unit.spec.remove_on_stop:
+                    unit.path_present = False
+                unit.fail_backlog("econnrefused")
+                self._propagate_down(name, explicit=True)
+            return
+        if isinstance(unit, ServiceRT):
+            daemon = self.sim.daemon_of_service.get(name)
+            if daemon is not None and daemon.alive:
+                daemon.terminate(0, by_manager=True, why=reason)
+                return
+            if unit.state in (ACTIVE, ACTIVATING):
+                unit.set_state(INACTIVE, reason=reason)
+                unit.settle_waiters()
+                self._propagate_down(name, explicit=True)
+            return
+        if unit.state == ACTIVE:
+            unit.set_state(INACTIVE, reason=reason)
+            self._propagate_down(name, explicit=True)
+
+    def reset_failed(self, name: str) -> None:
+        unit = self.units.get(name)
+        if unit is None:
+            return
+        if isinstance(unit, ServiceRT):
+            unit.starts.clear()
+        if unit.state == FAILED:
+            unit.result = ""
+            unit.set_state(INACTIVE, reason="reset-failed")
+
+    # ------------------------------------------------------------------ activation
+    def connection_arrived(self, sock: SocketRT) -> simpy.Event:
+        """A client connects to a listening socket whose daemon is not accepting: the
+        connection waits in the backlog; the service is started if it is down.  The event's
+        value is ``None`` once accepted, or an error string."""
+        event = self.sim.env.event()
+        sock.backlog.append(event)
+        service = sock.service
+        assert service is not None
+        if service.state in (INACTIVE, FAILED):
+            self._activate(sock)
+        return event
+
+    def _activate(self, sock: SocketRT) -> None:
+        if sock.trigger_limit_hit():
+            self._fail_socket(sock, "trigger-limit-hit")
+            return
+        assert sock.service is not None
+        self.sim.collector.emit(self.sim.env.now, sock.name, "triggered")
+        if not self._start_service(sock.service, f"socket {sock.name}"):
+            sock.fail_backlog("econnrefused")

@@ -1,0 +1,84 @@
+"""Per-replication metrics (DESIGN 4), computed from one run's collector.
+
+The observation window is ``[warmup_s, duration_s]``.  The fault reference time is the
+earliest fault's ``at_s`` (the end of warm-up without faults); the recovery reference is the
+latest fault end (``at_s + duration_s``, or ``at_s`` for crashes and open-ended faults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.engine.trace import Collector
+    from sim.schema.experiment import Scenario
+
+MANAGEMENT_OPS = frozenset({"start", "stop", "manage", "config", "reconnect", "connect"})
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+    fault_at: float
+    fault_end: float
+
+    @classmethod
+    def of(cls, scenario: Scenario | None, warmup_s: float, duration_s: float) -> Window:
+        faults = scenario.faults if scenario is not None else []
+        if not faults:
+            return cls(warmup_s, duration_s, warmup_s, warmup_s)
+        at = min(f.at_s for f in faults)
+        end = max(f.at_s + (f.duration_s or 0.0) for f in faults)
+        return cls(warmup_s, duration_s, at, end)
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, float]:
+    """The DESIGN 4 metrics of one replication, plus per-driver failure counts."""
+    running = set(running_at_fault)
+    lost = {g for g, (t, _) in c.lost.items() if g in running and t >= w.fault_at}
+    unmanageable = set()
+    seconds = 0.0
+    recovered_at = w.fault_end
+    for guest, intervals in c.unmanageable.items():
+        for t0, t1 in intervals:
+            assert t1 is not None
+            part = _overlap(t0, t1, w.start, w.end)
+            seconds += part
+            if part > 0 and guest in running:
+                unmanageable.add(guest)
+            if t1 > w.fault_end and guest not in c.lost:
+                recovered_at = max(recovered_at, t1)
+    calls = [r for r in c.calls if w.start <= r.t_start <= w.end and r.client != "probe"]
+    failed = [r for r in calls if not r.ok]
+    m: dict[str, float] = {
+        "vms_running": float(len(running)),
+        "vms_lost": float(len(lost)),
+        "vms_unmanageable": float(len(unmanageable - lost)),
+        "blast_radius": len(lost | unmanageable) / len(running) if running else 0.0,
+        "unmanageable_vm_seconds": seconds,
+        "failed_operations": float(sum(r.operation in MANAGEMENT_OPS for r in failed)),
+        "time_to_recover_s": recovered_at - w.fault_end,
+        "api_p50_ms": 1000.0 * _percentile([r.t_end - r.t_start for r in calls if r.ok], 0.5),
+        "api_p99_ms": 1000.0 * _percentile([r.t_end - r.t_start for r in calls if r.ok], 0.99),
+        "api_errors": float(len(failed)),
+    }
+    for r in failed:
+        key = f"api_errors.{r.driver or 'connect'}"
+        m[key] = m.get(key, 0.0) + 1.0
+    return m

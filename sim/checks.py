@@ -129,7 +129,9 @@ def _check_daemons(system: System) -> list[ConfigIssue]:
     for i, d in enumerate(topo.doc.daemons):
         unit = system.units.get(d.unit)
         if not isinstance(unit, ServiceUnit):
-            msg = f"daemon {d.name!r} names unit {d.unit!r}, which is not a service in this topology"
+            msg = (
+                f"daemon {d.name!r} names unit {d.unit!r}, which is not a service in this topology"
+            )
             out.append(topo.issue(("daemons", i, "unit"), msg))
         for j, drv in enumerate(d.drivers):
             loc = ("daemons", i, "drivers", j)
@@ -179,7 +181,9 @@ def _check_routes(system: System) -> list[ConfigIssue]:
     for drv in sorted({p.driver for p in system.catalog.doc.procedures}):
         uri = system.drivers[drv].uri if drv in system.drivers else None
         if uri is not None and uri not in uris:
-            msg = f"driver {drv!r} is reached through {uri!r}, which has no route in {system.name!r}"
+            msg = (
+                f"driver {drv!r} is reached through {uri!r}, which has no route in {system.name!r}"
+            )
             i = next(i for i, d in enumerate(system.catalog.doc.drivers) if d.name == drv)
             out.append(system.catalog.issue(("drivers", i, "uri"), msg))
     return out
@@ -272,6 +276,8 @@ def _check_calls(
             out.append(doc.issue((*here, "procedure"), msg))
         if call.object is not None and call.object not in model.objects:
             out.append(doc.issue((*here, "object"), f"unknown object {call.object!r}"))
+        if call.group is not None and call.group not in {g.name for g in model.workload.doc.guests}:
+            out.append(doc.issue((*here, "group"), f"unknown guest group {call.group!r}"))
         if call.object_kind is not None and not model.objects_of_kind(call.object_kind):
             msg = f"no object of kind {call.object_kind!r} in the workload"
             out.append(doc.issue((*here, "object_kind"), msg))
@@ -306,16 +312,19 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
         if names.index(name) != i:
             out.append(exp.issue(("topologies", i), f"two topologies are named {name!r}"))
     out += _duplicates(exp, "scenarios", exp.doc.scenarios)
-    uris = [(("probe", "uri"), wl.probe.uri)] + [
-        (("profiles", p.name, "calls", j, "uri"), c.uri)
-        for p in wl.profiles.values()
-        for j, c in enumerate(p.calls)
+    uris: list[tuple[Loaded[Any], tuple[Any, ...], str]] = [
+        (wl.workload, ("probe", "uri"), wl.probe.uri)
     ]
+    for doc in [wl.workload, *wl.imports]:
+        for i, p in enumerate(doc.doc.profiles):
+            uris += [
+                (doc, ("profiles", i, "calls", j, "uri"), c.uri) for j, c in enumerate(p.calls)
+            ]
     for system in model.systems:
-        for loc, uri in uris:
+        for doc, loc, uri in uris:
             if uri not in system.routes:
                 msg = f"uri {uri!r} has no route in topology {system.name!r}"
-                out.append(wl.workload.issue(loc, msg))
+                out.append(doc.issue(loc, msg))
         for i, g in enumerate(wl.workload.doc.guests):
             for kind in g.refs:
                 owner = system.object_kinds.get(kind)

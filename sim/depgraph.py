@@ -26,7 +26,19 @@ Calls are expanded per *context* (a guest operation or a client) and flattened o
 context node: a context depends on every procedure it runs, nested calls included (expanded
 with the refs of the object they act on), and on the socket and server of every RPC hop.
 Each RPC hop also yields a :class:`Hold`: the server's worker is held while the rest of the
-call runs, which is what lets a hang exhaust a pool (see :mod:`sim.analysis`).
+call runs, which is what lets a hang exhaust a pool (see :mod:`sim.analysis`).  A hold
+names its *source*, the caller that makes such calls, and ``graph.graph["sources"]`` bounds
+how many calls each source can have in flight at once (``None``: no bound):
+
+- a persistent client: one call at a time per call kind (each kind has its own thread), so
+  ``count x len(calls)``; a per-call client opens a connection per call: unbounded;
+- the probe agent: one connection for every guest, so at most ``max_client_requests`` of the
+  server it enters (and never more than the number of guests);
+- the engine's own operations run without a worker where they start (autostart at boot,
+  reconnect at daemon start); their nested RPCs hold remote workers, one per guest.
+
+Guest start and stop have no source of their own: a client that starts or stops guests is
+already a client context.
 """
 
 from __future__ import annotations
@@ -91,14 +103,25 @@ class Hop:
     daemon: str
     server: str | None
 
+    @property
+    def server_node(self) -> str | None:
+        return None if self.server is None else server_id(self.daemon, self.server)
+
 
 @dataclass(frozen=True)
 class Hold:
-    """A worker of ``server`` held by context ``ctx`` while it waits on ``waits`` (node ids)."""
+    """A worker of ``server`` held by ``ctx``'s call, made by ``source``, while it waits on
+    ``waits`` (node ids)."""
 
     server: str
     ctx: str
+    source: str
     waits: frozenset[str]
+
+
+PROBE = "probe"
+AUTOSTART = "internal:autostart"
+RECONNECT = "internal:reconnect"
 
 
 def live_units(system: System) -> set[str]:
@@ -134,7 +157,7 @@ def resolve_route(system: System, uri: str, live: set[str]) -> Hop | None:
         if daemon is None:
             continue
         server = next((s.name for s in system.daemons[daemon].servers if socket in s.sockets), None)
-        return Hop(path, socket, daemon, None if server is None else server_id(daemon, server))
+        return Hop(path, socket, daemon, server)
     return None
 
 
@@ -197,7 +220,7 @@ class _Builder:
             self.edge(me, self.unit_node(d.unit), "run-by")
             for s in d.servers:
                 sid = server_id(d.name, s.name)
-                self.node(sid, "server", s.name, daemon=d.name)
+                self.node(sid, "server", s.name, daemon=d.name, max_workers=s.max_workers)
                 self.edge(sid, me, "part-of")
             for drv in d.drivers:
                 self.node(driver_id(drv), "driver", drv, daemon=d.name)
@@ -227,9 +250,9 @@ class _Builder:
     def enter(self, ctx: _Ctx, hop: Hop, rel: str, soft: bool) -> set[str]:
         ctx.dep(unit_id(hop.socket), "route", soft)
         waits = {unit_id(hop.socket)}
-        if hop.server is not None:
-            ctx.dep(hop.server, rel, soft)
-            waits.add(hop.server)
+        if hop.server_node is not None:
+            ctx.dep(hop.server_node, rel, soft)
+            waits.add(hop.server_node)
         return waits
 
     def call(
@@ -258,8 +281,8 @@ class _Builder:
             if hop is not None:
                 waits |= self.enter(ctx, hop, rel, soft)
         inner = self.nested(ctx, proc, refs, host, soft)
-        if hop is not None and hop.server is not None:
-            ctx.holds.add((hop.server, frozenset({proc_id(name)} | inner)))
+        if hop is not None and hop.server_node is not None:
+            ctx.holds.add((hop.server_node, frozenset({proc_id(name)} | inner)))
         return waits | inner
 
     def nested(self, ctx: _Ctx, proc: Procedure, refs: Refs, host: str, soft: bool) -> set[str]:
@@ -287,19 +310,30 @@ class _Builder:
             return
         self.enter(ctx, hop, "rpc", False)
         waits = self.call(ctx, name, refs, hop.daemon, False, rel="forward")
-        if hop.server is not None:
-            ctx.holds.add((hop.server, frozenset(waits)))
+        if hop.server_node is not None:
+            ctx.holds.add((hop.server_node, frozenset(waits)))
 
     def internal_call(self, ctx: _Ctx, name: str, refs: Refs) -> None:
         """A call the engine runs inside the daemon hosting the procedure's driver."""
         proc = self.system.procedures[name]
         self.call(ctx, name, refs, self.system.host_of.get(proc.driver), False)
 
-    def flush(self, ctx: _Ctx) -> None:
+    def flush(self, ctx: _Ctx, source: str | None) -> None:
+        """Add the context's edges, and its holds when ``source`` makes its calls."""
         for target, (rel, soft) in sorted(ctx.edges.items()):
             self.edge(ctx.node, target, rel, "soft" if soft else "hard", blocking=True)
+        if source is not None:
+            self.add_holds(ctx, source)
+
+    def add_holds(self, ctx: _Ctx, source: str) -> None:
         for server, waits in sorted(ctx.holds, key=lambda h: (h[0], sorted(h[1]))):
-            self.holds.append(Hold(server, ctx.node, waits))
+            self.holds.append(Hold(server, ctx.node, source, waits))
+
+    def autostart_holds(self, g: GuestSpec) -> None:
+        """Holds of the engine's autostart of ``g``: the start runs without a local worker."""
+        ctx = _Ctx(op_id(g.name, "start"))
+        self.internal_call(ctx, self.system.catalog.doc.lifecycle.start, g.refs)
+        self.add_holds(ctx, AUTOSTART)
 
     # -- contexts -----------------------------------------------------------------------
     def guest(self, g: GuestSpec) -> None:
@@ -321,7 +355,9 @@ class _Builder:
                 ctx.dep(driver_id(driver.name), "reattach", False)
             if op != "start":
                 ctx.dep(gid, "acts-on", False)
-            self.flush(ctx)
+            self.flush(ctx, {"manage": PROBE, "reconnect": RECONNECT}.get(op))
+        if g.autostart:
+            self.autostart_holds(g)
 
     def client(self, name: str, profile: str) -> None:
         ctx = _Ctx(client_id(name))
@@ -331,7 +367,7 @@ class _Builder:
                 if obj is not None:
                     ctx.dep(self.object_node(obj), "acts-on", False)
                 self.entry_call(ctx, spec.procedure, spec.uri, refs)
-        self.flush(ctx)
+        self.flush(ctx, ctx.node)
 
     def call_targets(self, spec: CallSpec) -> list[tuple[Refs, str | None]]:
         """Distinct (refs, object) a client call can act on; guests of one config collapse."""
@@ -345,6 +381,27 @@ class _Builder:
             return [(wl.objects[n].refs, n) for n in names if n is not None and n in wl.objects]
         return [({}, None)]
 
+    def sources(self) -> dict[str, int | None]:
+        """How many calls each hold source can have in flight at once (None: unbounded)."""
+        wl, guests = self.workload, self.workload.guests
+        out: dict[str, int | None] = {
+            AUTOSTART: sum(1 for g in guests if g.autostart),
+            RECONNECT: len(guests),
+        }
+        hop = self.route(wl.probe.uri)
+        probe = len(guests)
+        if hop is not None and hop.server is not None:
+            servers = self.system.daemons[hop.daemon].servers
+            spec = next(s for s in servers if s.name == hop.server)
+            probe = min(probe, spec.max_client_requests)
+        out[PROBE] = probe
+        for c in wl.workload.doc.clients:
+            profile = wl.profiles.get(c.profile)
+            if profile is not None:
+                persistent = profile.connection == "persistent"
+                out[client_id(c.name)] = c.count * len(profile.calls) if persistent else None
+        return out
+
     def build(self) -> nx.DiGraph:
         self.units()
         self.daemons()
@@ -354,6 +411,7 @@ class _Builder:
             if c.profile in self.workload.profiles:
                 self.client(c.name, c.profile)
         self.graph.graph["holds"] = tuple(self.holds)
+        self.graph.graph["sources"] = self.sources()
         self.graph.graph["notes"] = tuple(sorted(self.notes))
         self.graph.graph["live_units"] = tuple(sorted(self.live))
         return self.graph
@@ -362,8 +420,9 @@ class _Builder:
 def build_graph(system: System, workload: WorkloadModel) -> nx.DiGraph:
     """The dependency graph of ``system`` running ``workload`` (see the module docstring).
 
-    ``graph.graph`` carries ``holds`` (every :class:`Hold`), ``notes`` (model oddities such as
-    an unroutable URI) and ``live_units``.
+    ``graph.graph`` carries ``holds`` (every :class:`Hold`), ``sources`` (how many calls each
+    hold source can have in flight, ``None`` for no bound), ``notes`` (model oddities such
+    as an unroutable URI) and ``live_units``.
     """
     return _Builder(system, workload).build()
 
@@ -371,3 +430,8 @@ def build_graph(system: System, workload: WorkloadModel) -> nx.DiGraph:
 def holds_of(graph: nx.DiGraph) -> tuple[Hold, ...]:
     holds: tuple[Hold, ...] = graph.graph.get("holds", ())
     return holds
+
+
+def sources_of(graph: nx.DiGraph) -> dict[str, int | None]:
+    sources: dict[str, int | None] = graph.graph.get("sources", {})
+    return sources

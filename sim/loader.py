@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from sim.errors import ConfigError, ConfigIssue
@@ -86,12 +86,34 @@ class Loaded(Generic[T]):
         return (self.src.path.parent / ref).resolve()
 
 
+class _TagRefused(Exception):
+    def __init__(self, loc: Loc, tag: str) -> None:
+        self.loc, self.tag = loc, tag
+
+
+def _tag(node: Any) -> str | None:
+    """An explicit application tag (``!x``, ``!!python/...``); standard YAML tags pass."""
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", tag) if tag is not None else None
+    if isinstance(value, str) and value and value not in _CORE_TAGS:
+        return value
+    return None
+
+
+_CORE_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+
+
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+    tag = _tag(node)
+    if tag is not None:
+        raise _TagRefused(loc, tag)
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():
             line = node.lc.data[key][0] + 1 if key in (node.lc.data or {}) else lines[loc]
-            lines[(*loc, str(key))] = line + 1
+            lines[(*loc, str(key))] = line
             out[str(key)] = _plain(value, (*loc, str(key)), lines)
         return out
     if isinstance(node, CommentedSeq):
@@ -100,6 +122,8 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
             lines[(*loc, i)] = node.lc.data[i][0] + 1 if i in (node.lc.data or {}) else lines[loc]
             items.append(_plain(value, (*loc, i), lines))
         return items
+    if isinstance(node, TaggedScalar):
+        return node.value
     if isinstance(node, str):
         return str(node)
     return node
@@ -126,7 +150,13 @@ def read_yaml(path: str | Path) -> Source:
     except YAMLError as exc:
         raise ConfigError.single(p, f"invalid yaml: {exc}") from None
     lines: dict[Loc, int] = {(): 1}
-    data = _plain(raw, (), lines)
+    try:
+        data = _plain(raw, (), lines)
+    except _TagRefused as exc:
+        src = Source(p, None, lines)
+        raise ConfigError(
+            [src.issue(exc.loc, f"yaml tags are not allowed, got {exc.tag!r}")]
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError.single(p, "the document must be a mapping with a 'kind:' key", line=1)
     return Source(p, data, lines)

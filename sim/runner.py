@@ -198,9 +198,7 @@ def to_csv(summary: dict[str, Any]) -> str:
     writer.writerow(["scenario", "topology", "metric", "mean", "ci95_lo", "ci95_hi", "n"])
     for row in summary["rows"]:
         for name, m in row["metrics"].items():
-            writer.writerow(
-                [row["scenario"], row["topology"], name, m["mean"], *m["ci95"], m["n"]]
-            )
+            writer.writerow([row["scenario"], row["topology"], name, m["mean"], *m["ci95"], m["n"]])
     return buf.getvalue()
 
 
@@ -317,7 +315,9 @@ def run_experiment(
     meta = manifest(model, seed, reps, jobs)
     write_atomic(folder / "manifest.json", dumps(meta))
     with runs_path.open("w", encoding="utf-8") as fh:
-        for rec in sorted(done.values(), key=lambda r: (r["scenario"], r["topology"], r["replication"])):
+        for rec in sorted(
+            done.values(), key=lambda r: (r["scenario"], r["topology"], r["replication"])
+        ):
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
         fh.flush()
         records = list(done.values())

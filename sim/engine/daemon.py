@@ -57,6 +57,8 @@ class DaemonRT:
         self.crash_after_s = 0.0
         self.cpu_ms = 0.0
         self.death: simpy.Event = sim.env.event()
+        self.stuck_objects: set[Any] = set()
+        self.stuck_held: dict[Any, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self) -> None:
@@ -66,6 +68,9 @@ class DaemonRT:
         self.ready = False
         self.servers = {s.name: ServerRT(self.env, s) for s in self.spec.servers}
         self.locks = {}
+        for key in sorted(self.stuck_objects, key=repr):
+            self.lock(key).held = True
+            self.stuck_held[key] = self.gen
         self.jobs = set()
         self.connections = 0
         self.loop_block = None

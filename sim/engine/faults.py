@@ -50,7 +50,9 @@ def _fault(sim: Simulation, index: int, fault: Fault) -> Generator[simpy.Event, 
     env = sim.env
     yield env.timeout(fault.at_s)
     key, value = fault.target.key
-    sim.collector.emit(env.now, f"fault[{index}]", "inject", kind=fault.kind, target=str(fault.target))
+    sim.collector.emit(
+        env.now, f"fault[{index}]", "inject", kind=fault.kind, target=str(fault.target)
+    )
     if fault.kind == "guest-crash":
         for guest in _guests(sim, key, value):
             sim.guests.kill(guest, "control", control=True)
@@ -118,22 +120,30 @@ def _driver_keys(sim: Simulation, d: DaemonRT, key: str, value: str) -> list[str
 
 
 def _hold_object(sim: Simulation, fault: Fault, key: str, value: str) -> Generator[Any, Any, None]:
-    """A stuck thread holds the object's lock (an NFS mount that stopped answering)."""
+    """A stuck thread holds the object's lock (an NFS mount that stopped answering).
+
+    The cause is outside the daemon, so the fault outlives a restart: every new process of
+    the daemon starts with the lock held (see :meth:`DaemonRT.spawn`) until the fault ends.
+    """
     env = sim.env
     obj = sim.workload.objects.get(value)
     kind = obj.kind if obj is not None else sim.guest_kind
     d = sim.host[sim.system.object_kinds[kind].driver]
-    if not d.alive:
-        sim.collector.emit(env.now, d.name, "fault-missed", why="not running")
+    lock_key = (kind, value)
+    d.stuck_objects.add(lock_key)
+    if d.alive:
+        gen, lock = d.gen, d.lock(lock_key)
+        event = lock.acquire()
+        if event is not None:
+            yield event | d.death
+        if d.gen == gen and d.alive:
+            d.stuck_held[lock_key] = gen
+    if fault.duration_s is None:
         return
-    gen, lock = d.gen, d.lock((kind, value))
-    event = lock.acquire()
-    if event is not None:
-        yield event
-    end = env.timeout(fault.duration_s) if fault.duration_s is not None else env.event()
-    yield end | d.death
-    if d.gen == gen:
-        lock.release()
+    yield env.timeout(fault.duration_s)
+    d.stuck_objects.discard(lock_key)
+    if d.stuck_held.pop(lock_key, None) == d.gen and d.alive:
+        d.lock(lock_key).release()
 
 
 def _guests(sim: Simulation, key: str, value: str) -> list[Any]:
@@ -146,11 +156,10 @@ def _guests(sim: Simulation, key: str, value: str) -> list[Any]:
 def _action(sim: Simulation, action: Action) -> Generator[simpy.Event, Any, None]:
     yield sim.env.timeout(action.at_s)
     key, value = action.target.key
-    units = (
-        [value]
-        if key == "unit"
-        else [d.spec.unit for d in _daemons(sim, key, value)]
-    )
+    if action.kind.startswith("guest-"):
+        yield from _guest_action(sim, action, value)
+        return
+    units = [value] if key == "unit" else [d.spec.unit for d in _daemons(sim, key, value)]
     manager = sim.manager
     for unit in units:
         sim.collector.emit(sim.env.now, unit, f"action:{action.kind}")
@@ -164,3 +173,11 @@ def _action(sim: Simulation, action: Action) -> Generator[simpy.Event, Any, None
                 manager.start(sock.name, "admin reset-failed")
         if action.kind in ("restart", "start"):
             manager.start(unit, f"admin {action.kind}")
+
+
+def _guest_action(sim: Simulation, action: Action, guest: str) -> Generator[Any, Any, None]:
+    cat = sim.system.catalog.doc.lifecycle
+    proc = sim.procs[cat.start if action.kind == "guest-start" else cat.stop]
+    uri = action.uri or sim.workload.probe.uri
+    sim.collector.emit(sim.env.now, guest, f"action:{action.kind}")
+    yield from sim.operator.call(uri, proc, guest, per_call=True)

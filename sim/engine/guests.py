@@ -83,9 +83,7 @@ class Guests:
     def inhibits(self, d: DaemonRT) -> bool:
         """Running guests of an inhibiting driver hosted by ``d`` keep it from idle exit."""
         drivers = d.drivers & self.sim.inhibiting_drivers
-        return bool(drivers) and any(
-            g.alive and g.spec.driver in drivers for g in self.all
-        )
+        return bool(drivers) and any(g.alive and g.spec.driver in drivers for g in self.all)
 
     def daemon_started(self, d: DaemonRT) -> None:
         for driver in sorted(d.drivers & set(self.sim.guest_drivers)):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.engine.clients import Client, Probes
+from sim.engine.clients import Client, Probes, Session
 from sim.engine.daemon import DaemonRT
 from sim.engine.faults import schedule
 from sim.engine.guests import RUNNING, STOPPED, Guests
@@ -73,6 +73,7 @@ class Simulation:
         self.routes = self._compile_routes()
         self.guests = Guests(self, steady=start == "steady")
         self.probes = Probes(self)
+        self.operator = Session(self, "operator", None, None)
         decls = list(workload.workload.doc.clients) + (scenario.clients if scenario else [])
         self.clients = [
             Client(self, name, workload.profiles[c.profile], c.start_s)
@@ -144,9 +145,7 @@ class Simulation:
 
     def slow_factor(self, d: DaemonRT, proc: ProcRT) -> float:
         slow = d.slow
-        return max(
-            slow.get("*", 1.0), slow.get(proc.driver or "", 1.0), slow.get(proc.name, 1.0)
-        )
+        return max(slow.get("*", 1.0), slow.get(proc.driver or "", 1.0), slow.get(proc.name, 1.0))
 
     def reconnect_delay(self, label: str) -> float:
         for client in self.clients:
@@ -175,7 +174,9 @@ class Simulation:
     # ----------------------------------------------------------------- records
     def record_call(self, t0: float, client: str, proc: ProcRT, ok: bool, err: str) -> None:
         self.collector.calls.append(
-            CallRecord(t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err)
+            CallRecord(
+                t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err
+            )
         )
 
     def record_internal(self, proc: ProcRT, ok: bool, err: str) -> None:
@@ -206,7 +207,7 @@ class Simulation:
 
     def _snapshot(self, at: float) -> Any:
         yield self.env.timeout(at)
-        self.running_at_snapshot = [g.name for g in self.guests.all if g.state == RUNNING]
+        self.running_at_snapshot = [g.name for g in self.guests.all if g.alive]
 
     def _sampler(self, every: float) -> Any:
         while True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.schema.common import Name, Strict
 from sim.schema.workload import ClientDecl
@@ -98,11 +98,23 @@ class Fault(Strict):
 
 
 class Action(Strict):
-    """A scheduled operator action: ``restart`` or ``start`` a unit, ``reset-failed``, ``stop``."""
+    """A scheduled operator action.
 
-    kind: Literal["restart", "start", "stop", "reset-failed"]
+    ``restart``, ``start``, ``stop``, ``reset-failed`` act on units (``systemctl``);
+    ``guest-start`` and ``guest-stop`` run the catalog's lifecycle procedure on a guest
+    through ``uri`` (default: the probe's URI), as ``virsh start`` / ``virsh destroy`` do.
+    """
+
+    kind: Literal["restart", "start", "stop", "reset-failed", "guest-start", "guest-stop"]
     target: Target
     at_s: NonNeg
+    uri: str | None = None
+
+    @model_validator(mode="after")
+    def _guest_target(self) -> Action:
+        if self.kind.startswith("guest-") and self.target.guest is None:
+            raise ValueError(f"a {self.kind} action targets a guest")
+        return self
 
 
 class Scenario(Strict):
@@ -157,10 +169,10 @@ class Experiment(Strict):
     scenarios: list[Scenario]
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _window(self) -> Experiment:
-        if self.warmup_s >= self.duration_s:
-            raise ValueError(
-                f"warmup_s must be < duration_s, got {self.warmup_s} >= {self.duration_s}"
-            )
-        return self
+    @field_validator("warmup_s")
+    @classmethod
+    def _window(cls, warmup_s: float, info: ValidationInfo) -> float:
+        duration = info.data.get("duration_s")
+        if duration is not None and warmup_s >= duration:
+            raise ValueError(f"warmup_s must be < duration_s, got {warmup_s} >= {duration}")
+        return warmup_s

@@ -1,0 +1,113 @@
+"""Terminal rendering (rich) of analysis results.  The CLI prints what these build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from sim.analysis import OPS, Analysis, OpSets, Reach, TargetReach
+
+NONE = "-"
+
+
+def guest_summary(guests: Iterable[str], groups: Mapping[str, tuple[str, ...]]) -> str:
+    """``"20: db, nfs"``: how many guests, and which groups (``"web 3/20"`` when partial).
+
+    Every guest of every group reached reads ``"50 (all)"``; no guest reads ``"-"``.
+    """
+    chosen = set(guests)
+    if not chosen:
+        return NONE
+    total = sum(len(members) for members in groups.values())
+    if len(chosen) == total:
+        return f"{total} (all)"
+    parts = []
+    for group, members in groups.items():
+        n = sum(1 for m in members if m in chosen)
+        if n:
+            parts.append(group if n == len(members) else f"{group} {n}/{len(members)}")
+    return f"{len(chosen)}: {', '.join(parts)}"
+
+
+def _short(node: str) -> str:
+    return node.split(":", 1)[1]
+
+
+def _op_cells(ops: OpSets, groups: Mapping[str, tuple[str, ...]]) -> list[str]:
+    return [guest_summary(ops.of(op), groups) for op in OPS]
+
+
+def _rows(tr: TargetReach, groups: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """Rows of one target: crash; hang (what waits on it); hang with pools exhausted."""
+    where = ", ".join(tr.resolves_to)
+    lives = guest_summary(tr.crash.lives, groups)
+    rows = [[tr.name, where, "crash", *_op_cells(tr.crash.ops, groups), lives, NONE]]
+    hang: Reach = tr.hang
+    hang_lives = guest_summary(hang.lives, groups)
+    if not hang.exhausted:
+        rows.append(["", "", "hang", *_op_cells(hang.direct, groups), hang_lives, NONE])
+        return rows
+    rows.append(["", "", "hang", *_op_cells(hang.direct, groups), "", NONE])
+    pools = ", ".join(_short(s) for s in hang.exhausted)
+    rows.append(["", "", "+ pools", *_op_cells(hang.ops, groups), hang_lives, pools])
+    return rows
+
+
+def reach_table(title: str, kind: str, targets: Iterable[TargetReach], analysis: Analysis) -> Table:
+    table = Table(title=title, show_lines=True, title_justify="left")
+    for col in (kind, "runs in", "fault", *OPS, "lives at risk", "pools exhausted"):
+        table.add_column(col, overflow="fold")
+    for tr in targets:
+        for row in _rows(tr, analysis.groups):
+            table.add_row(*row)
+    return table
+
+
+def spof_table(analysis: Analysis) -> Table:
+    table = Table(title="Single points of failure of guest management", title_justify="left")
+    for col in ("node", "kind", "guests unmanageable"):
+        table.add_column(col, overflow="fold")
+    for s in analysis.spofs:
+        table.add_row(_short(s.node), s.kind, guest_summary(s.guests, analysis.groups))
+    if not analysis.spofs:
+        table.add_row(NONE, NONE, NONE)
+    return table
+
+
+def cycle_table(analysis: Analysis) -> Table:
+    table = Table(title="Unit cycles", title_justify="left")
+    table.add_column("kind")
+    table.add_column("units", overflow="fold")
+    for c in analysis.cycles:
+        table.add_row(c.kind, " -> ".join((*c.units, c.units[0])))
+    if not analysis.cycles:
+        table.add_row("none", NONE)
+    return table
+
+
+def analysis_view(analysis: Analysis) -> Group:
+    """Everything ``analyze`` prints: a header, reach per daemon and per driver, SPOFs,
+    cycles, and notes about the model."""
+    sizes = ", ".join(f"{g} {len(m)}" for g, m in analysis.groups.items())
+    header = Text.assemble(
+        ("topology ", "bold"),
+        analysis.system,
+        ("  workload ", "bold"),
+        analysis.workload,
+        f"  ({len(analysis.guests)} guests: {sizes})",
+    )
+    legend = Text(
+        "Cells: guests whose operation the fault reaches. crash: fails fast. hang: calls wait "
+        "on it. + pools: worst case once waiting calls have exhausted worker pools. "
+        "lives at risk: the guest's reconnect fails.",
+        style="dim",
+    )
+    parts: list[Table | Text] = [header, legend]
+    parts.append(reach_table("Faults in a daemon", "daemon", analysis.daemons, analysis))
+    parts.append(reach_table("Faults in a driver", "driver", analysis.drivers, analysis))
+    parts += [spof_table(analysis), cycle_table(analysis)]
+    parts += [Text(f"note: {n}", style="yellow") for n in analysis.notes]
+    return Group(*parts)

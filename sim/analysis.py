@@ -11,14 +11,16 @@ node that depends on a faulted one.  Two modes:
 ``hang`` (fail slow)
     the target stops answering: callers wait, so propagation also follows soft *blocking*
     edges (an ignored nested call still blocks while it hangs).  Waiting callers hold their
-    worker: a server is *exhausted* when some context (a guest operation or a client call)
-    holds one of its workers while waiting on a blocked node; everything needing that
-    server is then blocked too, iterated to a fixed point.  A driver hang therefore reaches
-    every procedure served by the daemons whose workers wait on it (its host's, and a
-    forwarding daemon's), but not a daemon's other drivers through the process.
+    worker (:class:`sim.depgraph.Hold`): a server is *exhausted* when the callers that can
+    hold its workers while waiting on a blocked node can have at least ``max_workers``
+    calls in flight (a per-call client has no bound); everything needing that server is
+    then blocked too, iterated to a fixed point.  A driver hang thus reaches every
+    procedure served by the daemons whose workers pile up on it (its host's, and a
+    forwarding daemon's), not a daemon's other drivers through the process.
 
-Both are conservative upper bounds (every worker that *can* be held is assumed held): the
-engine's dynamic blast radius for the same fault must never exceed them.  ``lives`` are the
+Both are conservative upper bounds (every worker that *can* be held is assumed held, with
+unlimited time): the engine's dynamic blast radius for the same single fault must never
+exceed them.  ``lives`` are the
 guests whose life is at risk: their reconnect operation fails (or the guest itself is the
 target); a hang leaves a guest's reconnect waiting, counted as failing once it times out.
 """
@@ -43,6 +45,7 @@ from sim.depgraph import (
     object_id,
     op_id,
     proc_id,
+    sources_of,
     unit_id,
 )
 from sim.model import System, WorkloadModel
@@ -98,6 +101,7 @@ class Reach:
         exhausted; for a crash, the same as ``ops``
     lives : guests whose life is at risk (reconnect reached)
     exhausted : servers whose worker pool a hang can exhaust
+    exhausted_by : the callers (hold sources) whose waiting calls exhaust them
     components : units, daemons, servers and drivers reached
     clients : workload clients with at least one call reached
     nodes : every node reached (for drawing; not in :meth:`to_dict`)
@@ -111,6 +115,7 @@ class Reach:
     direct: OpSets
     lives: tuple[str, ...]
     exhausted: tuple[str, ...]
+    exhausted_by: tuple[str, ...]
     components: tuple[str, ...]
     clients: tuple[str, ...]
     nodes: tuple[str, ...] = ()
@@ -203,16 +208,42 @@ def _dependents(graph: nx.DiGraph, seeds: Iterable[str], ok: EdgeFilter) -> set[
     return seen
 
 
-def _exhaust(graph: nx.DiGraph, seeds: set[str]) -> tuple[set[str], set[str]]:
-    """Blocked nodes and exhausted servers of a hang on ``seeds`` (fixed point)."""
+def _in_flight(graph: nx.DiGraph, source: str, ctxs: set[str]) -> int | None:
+    """How many calls ``source`` can have in flight from contexts ``ctxs`` (None: no bound).
+
+    A guest operation is one call at a time per guest (the probe loop, an autostart, a
+    reconnect); a client context stands for all its calls, bounded by its own figure.
+    """
+    cap = sources_of(graph).get(source)
+    if all(graph.nodes[c]["kind"] == "op" for c in ctxs):
+        return len(ctxs) if cap is None else min(cap, len(ctxs))
+    return cap
+
+
+def _full(graph: nx.DiGraph, server: str, waiting: dict[str, set[str]]) -> bool:
+    """Can the ``waiting`` sources (source -> contexts) fill ``server``'s workers?"""
+    bounds = [_in_flight(graph, src, ctxs) for src, ctxs in waiting.items()]
+    if any(b is None for b in bounds):
+        return True
+    return sum(b for b in bounds if b is not None) >= int(graph.nodes[server]["max_workers"])
+
+
+def _exhaust(graph: nx.DiGraph, seeds: set[str]) -> tuple[set[str], set[str], set[str]]:
+    """Blocked nodes, exhausted servers and the sources exhausting them (fixed point)."""
     blocked = _dependents(graph, seeds, _blocking)
     exhausted: set[str] = set()
+    by: set[str] = set()
     holds = holds_of(graph)
     while True:
-        new = {h.server for h in holds if h.server not in blocked and h.waits & blocked}
+        waiting: dict[str, dict[str, set[str]]] = {}
+        for h in holds:
+            if h.server not in blocked and h.waits & blocked:
+                waiting.setdefault(h.server, {}).setdefault(h.source, set()).add(h.ctx)
+        new = {s: w for s, w in waiting.items() if _full(graph, s, w)}
         if not new:
-            return blocked, exhausted
-        exhausted |= new
+            return blocked, exhausted, by
+        exhausted |= set(new)
+        by = by.union(*(w.keys() for w in new.values()))
         blocked |= _dependents(graph, new, _blocking)
 
 
@@ -271,10 +302,10 @@ def _reach(
 ) -> Reach:
     if mode == "crash":
         failed = _dependents(graph, seeds, _hard)
-        touched, direct, exhausted = failed, failed, set[str]()
+        touched, direct, exhausted, by = failed, failed, set[str](), set[str]()
     else:
         direct = _dependents(graph, seeds, _blocking)
-        touched, exhausted = _exhaust(graph, set(seeds))
+        touched, exhausted, by = _exhaust(graph, set(seeds))
         failed = _dependents(graph, set(seeds) | exhausted, _hard)
     nodes = graph.nodes
     ops = _opsets(graph, touched)
@@ -291,6 +322,7 @@ def _reach(
         direct=_opsets(graph, direct),
         lives=tuple(sorted(lives)),
         exhausted=tuple(sorted(exhausted)),
+        exhausted_by=tuple(sorted(by)),
         components=tuple(sorted(n for n in touched if nodes[n]["kind"] in INFRA)),
         clients=tuple(sorted(nodes[n]["name"] for n in touched if nodes[n]["kind"] == "client")),
         nodes=tuple(sorted(touched)),

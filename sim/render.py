@@ -51,7 +51,7 @@ def _rows(tr: TargetReach, groups: Mapping[str, tuple[str, ...]]) -> list[list[s
         rows.append(["", "", "hang", *_op_cells(hang.direct, groups), hang_lives, NONE])
         return rows
     rows.append(["", "", "hang", *_op_cells(hang.direct, groups), "", NONE])
-    pools = ", ".join(_short(s) for s in hang.exhausted)
+    pools = ", ".join(_short(s) for s in hang.exhausted) + "\nby " + ", ".join(hang.exhausted_by)
     rows.append(["", "", "+ pools", *_op_cells(hang.ops, groups), hang_lives, pools])
     return rows
 

@@ -133,7 +133,12 @@ class Client:
         env, rng = self.sim.env, self.rng
         proc = self.sim.procs[spec.procedure]
         period = spec.every_s
-        first = start_s + (rng.uniform(0, period) if period else rng.expovariate(spec.rate_per_s))  # type: ignore[arg-type]
+        if not spec.jitter:
+            first = start_s
+        elif period:
+            first = start_s + rng.uniform(0, period)
+        else:
+            first = start_s + rng.expovariate(spec.rate_per_s)  # type: ignore[arg-type]
         yield env.timeout(first)
         while True:
             if self.per_call:

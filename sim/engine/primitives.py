@@ -20,7 +20,16 @@ class WorkerPool:
     The grant event's value says which kind of worker the job got; pass it to ``release``.
     """
 
-    __slots__ = ("busy_normal", "busy_prio", "env", "normal", "prio", "waiting")
+    __slots__ = (
+        "acquired",
+        "busy_normal",
+        "busy_prio",
+        "env",
+        "normal",
+        "prio",
+        "waited",
+        "waiting",
+    )
 
     def __init__(self, env: simpy.Environment, normal: int, prio: int) -> None:
         self.env = env
@@ -29,14 +38,18 @@ class WorkerPool:
         self.busy_normal = 0
         self.busy_prio = 0
         self.waiting: deque[tuple[bool, simpy.Event]] = deque()
+        self.acquired = 0
+        self.waited = 0
 
     def acquire(self, high: bool) -> int | simpy.Event:
+        self.acquired += 1
         if self.busy_normal < self.normal:
             self.busy_normal += 1
             return NORMAL
         if high and self.busy_prio < self.prio:
             self.busy_prio += 1
             return PRIORITY
+        self.waited += 1
         event = self.env.event()
         self.waiting.append((high, event))
         return event

@@ -47,7 +47,8 @@ class CallSpec(Strict):
     guest at random; ``object`` acts on the named object (or a random one of ``object_kind``);
     ``none`` is connection-wide.  ``group`` limits guest targets to one guest group; a
     procedure that starts (stops) guests picks among stopped (running) ones.  Exactly one of ``every_s`` (fixed period) and ``rate_per_s``
-    (Poisson arrivals) is given.
+    (Poisson arrivals) is given.  With ``jitter`` (the default) the first call comes at a
+    random phase within the first period; without, exactly at the client's ``start_s``.
     """
 
     procedure: Name
@@ -58,7 +59,7 @@ class CallSpec(Strict):
     group: Name | None = None
     every_s: PosFloat | None = None
     rate_per_s: PosFloat | None = None
-    concurrency: PosInt = 1
+    jitter: bool = True
 
     @model_validator(mode="after")
     def _one_rate(self) -> CallSpec:

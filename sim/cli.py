@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -55,7 +54,7 @@ def _guard() -> Iterator[None]:
     """Map library errors to exit codes; an unexpected exception is one line and exit 3."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort):
         raise
     except ConfigError as err:
         for issue in err.issues:
@@ -78,12 +77,13 @@ def _console() -> Console:
 
 
 def _load(model: Path, workload: Path | None) -> tuple[System, WorkloadModel]:
+    system = load_system(model)
     if workload is None:
         workload = model.parent / DEFAULT_WORKLOAD
         if not workload.is_file():
-            msg = f"no --workload given and the default {DEFAULT_WORKLOAD} (next to it) is absent"
-            raise ConfigError.single(model, msg)
-    return load_system(model), load_workload(workload)
+            msg = f"no --workload given and the default {DEFAULT_WORKLOAD} is absent"
+            raise ConfigError.single(model, msg, field="--workload")
+    return system, load_workload(workload)
 
 
 ModelArg = Annotated[Path, typer.Argument(help="A topology file (kind: topology).")]
@@ -151,7 +151,8 @@ def graph(
                 fault_mode: analysis.Mode = "hang" if mode is FaultMode.hang else "crash"
                 r = analysis.highlight(system, wl, highlight, g, fault_mode)
             except ValueError as err:
-                raise typer.BadParameter(str(err), param_hint="--highlight") from None
+                _err(f"error: --highlight: {err}")
+                raise typer.Exit(EXIT_INVALID) from None
             hl = Highlight(frozenset(r.seeds), frozenset(r.nodes), frozenset(r.exhausted))
         if not per_guest:
             g, mapping = collapse_guests(g)

@@ -25,7 +25,6 @@ import simpy
 
 from sim.engine.guests import RUNNING, STOPPED, GuestRT
 from sim.engine.rpc import ConnRT, ProcRT, open_conn, server_job
-from sim.engine.trace import CallRecord
 
 if TYPE_CHECKING:
     from sim.engine.simulation import Simulation
@@ -46,34 +45,32 @@ class Session:
         self.conns: dict[str, ConnRT] = {}
         self.retry_at: dict[str, float] = {}
 
-    def _wait(
-        self, job: simpy.Process, conn: ConnRT | None, t0: float
-    ) -> Generator[simpy.Event, Any, str]:
-        """Wait for ``job``: ``""`` once it has finished (its value is ``job.value``), else
-        why the client gave up: ``timeout``, or ``keepalive`` while the daemon's loop is stuck."""
-        env, timeout, ka = self.env, self.timeout, self.keepalive_s
-        while True:
-            left = None if timeout is None else t0 + timeout - env.now
-            step = left if ka is None or (left is not None and left <= ka) else ka
-            if step is None:
-                yield job
-                return ""
-            yield job | env.timeout(max(step, 0.0))
-            if job.triggered:
-                return ""
-            if left is not None and step == left:
-                return "timeout"
-            d = conn.daemon if conn is not None else None
-            assert ka is not None
-            if d is not None and d.loop_block is not None:
-                if env.now - max(d.loop_blocked_since, t0) >= ka - 1e-9:
-                    return "keepalive"
+    def _wait(self, job: simpy.Process, t0: float) -> Generator[simpy.Event, Any, str]:
+        """Wait for ``job`` until the timeout: ``""`` once it finished (its value is
+        ``job.value``), else why the client gave up (``timeout``, or an interrupt's cause)."""
+        env = self.env
+        assert self.timeout is not None
+        done = env.event()
+
+        def fire(_: simpy.Event) -> None:
+            if not done.triggered:
+                done.succeed()
+
+        job.callbacks.append(fire)  # type: ignore[union-attr]
+        env.timeout(max(t0 + self.timeout - env.now, 0.0)).callbacks.append(fire)  # type: ignore[union-attr]
+        try:
+            yield done
+        except simpy.Interrupt as exc:
+            return str(exc.cause)
+        return "" if job.triggered else "timeout"
 
     def _connect(self, uri: str, t0: float) -> Generator[simpy.Event, Any, ConnRT | str]:
+        if self.timeout is None:
+            return (yield from open_conn(self.sim, uri, self.label))
         opener = self.env.process(open_conn(self.sim, uri, self.label))
-        why = yield from self._wait(opener, None, t0)
+        why = yield from self._wait(opener, t0)
         if why:
-            opener.callbacks.append(_close_late)
+            opener.callbacks.append(_close_late)  # type: ignore[union-attr]
             return why
         value: ConnRT | str = opener.value
         return value
@@ -81,7 +78,12 @@ class Session:
     def call(
         self, uri: str, proc: ProcRT, target: str | None, per_call: bool
     ) -> Generator[simpy.Event, Any, tuple[bool, str] | None]:
-        """One call; ``None`` if skipped because the client waits to reconnect."""
+        """One call; ``None`` if skipped because the client waits to reconnect.
+
+        Without a timeout the daemon's job runs inline in the client's process (it cannot be
+        abandoned anyway), which saves a process per call; keepalive reaches it as an
+        interrupt (see :meth:`DaemonRT.hang_process`).
+        """
         env, t0 = self.env, self.env.now
         conn = None if per_call else self.conns.get(uri)
         if conn is None or not conn.usable:
@@ -98,10 +100,21 @@ class Session:
             conn = opened
             if not per_call:
                 self.conns[uri] = conn
-        job = env.process(server_job(self.sim, conn, proc, target))
-        why = yield from self._wait(job, conn, t0)
-        ok, err = (False, why) if why else job.value
-        if per_call or why == "keepalive":
+        d, ka = conn.daemon, self.keepalive_s
+        me = env.active_process
+        if ka is not None:
+            d.ka_waiters[me] = (t0, ka)
+        try:
+            if self.timeout is None:
+                ok, err = yield from server_job(self.sim, conn, proc, target)
+            else:
+                job = env.process(server_job(self.sim, conn, proc, target))
+                why = yield from self._wait(job, t0)
+                ok, err = (False, why) if why else job.value
+        finally:
+            if ka is not None:
+                d.ka_waiters.pop(me, None)
+        if per_call or err == "keepalive":
             conn.close()
         self.sim.record_call(t0, self.label, proc, ok, err)
         return ok, err

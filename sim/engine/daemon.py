@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from sim.schema.topology import Daemon, Server
 
 
+KEEPALIVE_SWEEP_S = 1.0
+"""Resolution (simulated s) of keepalive detection while a daemon's event loop is stuck."""
+
+
 class ServerRT:
     __slots__ = ("clients", "pool", "spec")
 
@@ -57,6 +61,7 @@ class DaemonRT:
         self.crash_after_s = 0.0
         self.cpu_ms = 0.0
         self.death: simpy.Event = sim.env.event()
+        self.ka_waiters: dict[simpy.Process, tuple[float, float]] = {}
         self.stuck_objects: set[Any] = set()
         self.stuck_held: dict[Any, int] = {}
 
@@ -72,6 +77,7 @@ class DaemonRT:
             self.lock(key).held = True
             self.stuck_held[key] = self.gen
         self.jobs = set()
+        self.ka_waiters = {}
         self.connections = 0
         self.loop_block = None
         self.hung_drivers = {}
@@ -188,6 +194,18 @@ class DaemonRT:
         if self.alive and self.loop_block is None:
             self.loop_block = self.env.event()
             self.loop_blocked_since = self.env.now
+            self.env.process(self._keepalive_sweep(self.loop_block))
+
+    def _keepalive_sweep(self, block: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """Clients with keepalive give up on a call once the daemon has not answered for
+        ``interval * (count + 1)`` s (their probes go unanswered while the loop is stuck)."""
+        while self.loop_block is block:
+            now = self.env.now
+            for proc, (t0, ka) in sorted(self.ka_waiters.items(), key=lambda kv: kv[1]):
+                if now - max(self.loop_blocked_since, t0) >= ka - 1e-9 and proc.is_alive:
+                    del self.ka_waiters[proc]
+                    proc.interrupt("keepalive")
+            yield self.env.timeout(KEEPALIVE_SWEEP_S)
 
     def unhang_process(self) -> None:
         if self.loop_block is not None:

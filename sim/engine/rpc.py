@@ -136,15 +136,18 @@ def server_job(
         if not isinstance(kind, int):
             kind = yield kind
         try:
-            result = yield from dispatch(sim, d, proc, target, conn.forwards)
+            if proc.driver is None or proc.driver in d.drivers:
+                result = yield from execute(sim, d, proc, target, conn.forwards)
+            else:
+                result = yield from remote(sim, d, proc, target, conn.forwards)
         finally:
             pool.release(kind)
             conn.slots.release()
         if d.loop_block is not None:
             yield d.loop_block
         return result
-    except simpy.Interrupt:
-        return False, "eof"
+    except simpy.Interrupt as exc:
+        return False, str(exc.cause)
     finally:
         d.jobs.discard(me)
 
@@ -202,7 +205,7 @@ def execute(
         effect = proc.guest_effect
         if effect == "start" and not sim.guests.begin_start(target, d):
             return False, "invalid-state"
-        result = yield from nested(sim, d, proc, target, conns)
+        result = (yield from nested(sim, d, proc, target, conns)) if proc.calls else OK
         if result[0]:
             delay = proc.sample_s()
             if d.slow:

@@ -28,7 +28,7 @@ target); a hang leaves a guest's reconnect waiting, counted as failing once it t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -41,14 +41,13 @@ from sim.depgraph import (
     daemon_id,
     driver_id,
     guest_id,
-    holds_of,
     object_id,
     op_id,
     proc_id,
-    sources_of,
     unit_id,
 )
 from sim.model import System, WorkloadModel
+from sim.propagation import blocking, dependents, exhaust, hard
 from sim.schema.experiment import Fault, Target
 from sim.schema.topology import ServiceUnit
 
@@ -92,7 +91,7 @@ class Reach:
 
     Attributes
     ----------
-    target : the fault target as ``kind:name`` (``driver:nodedev``)
+    target : the fault target as ``kind:name`` (``driver:NAME``)
     mode : ``crash`` or ``hang`` (module docstring)
     seeds : graph nodes the fault is placed on
     guests : guests with at least one operation reached, or whose life is at risk
@@ -184,69 +183,6 @@ class Analysis:
 
 # -- propagation ---------------------------------------------------------------------------
 
-EdgeFilter = Callable[[dict[str, Any]], bool]
-
-
-def _hard(attrs: dict[str, Any]) -> bool:
-    return bool(attrs["strength"] == "hard")
-
-
-def _blocking(attrs: dict[str, Any]) -> bool:
-    return bool(attrs["blocking"])
-
-
-def _dependents(graph: nx.DiGraph, seeds: Iterable[str], ok: EdgeFilter) -> set[str]:
-    """``seeds`` and every node that depends on one of them through edges passing ``ok``."""
-    seen = {s for s in seeds if s in graph}
-    stack = sorted(seen)
-    while stack:
-        node = stack.pop()
-        for pred in graph.predecessors(node):
-            if pred not in seen and ok(graph.edges[pred, node]):
-                seen.add(pred)
-                stack.append(pred)
-    return seen
-
-
-def _in_flight(graph: nx.DiGraph, source: str, ctxs: set[str]) -> int | None:
-    """How many calls ``source`` can have in flight from contexts ``ctxs`` (None: no bound).
-
-    A guest operation is one call at a time per guest (the probe loop, an autostart, a
-    reconnect); a client context stands for all its calls, bounded by its own figure.
-    """
-    cap = sources_of(graph).get(source)
-    if all(graph.nodes[c]["kind"] == "op" for c in ctxs):
-        return len(ctxs) if cap is None else min(cap, len(ctxs))
-    return cap
-
-
-def _full(graph: nx.DiGraph, server: str, waiting: dict[str, set[str]]) -> bool:
-    """Can the ``waiting`` sources (source -> contexts) fill ``server``'s workers?"""
-    bounds = [_in_flight(graph, src, ctxs) for src, ctxs in waiting.items()]
-    if any(b is None for b in bounds):
-        return True
-    return sum(b for b in bounds if b is not None) >= int(graph.nodes[server]["max_workers"])
-
-
-def _exhaust(graph: nx.DiGraph, seeds: set[str]) -> tuple[set[str], set[str], set[str]]:
-    """Blocked nodes, exhausted servers and the sources exhausting them (fixed point)."""
-    blocked = _dependents(graph, seeds, _blocking)
-    exhausted: set[str] = set()
-    by: set[str] = set()
-    holds = holds_of(graph)
-    while True:
-        waiting: dict[str, dict[str, set[str]]] = {}
-        for h in holds:
-            if h.server not in blocked and h.waits & blocked:
-                waiting.setdefault(h.server, {}).setdefault(h.source, set()).add(h.ctx)
-        new = {s: w for s, w in waiting.items() if _full(graph, s, w)}
-        if not new:
-            return blocked, exhausted, by
-        exhausted |= set(new)
-        by = by.union(*(w.keys() for w in new.values()))
-        blocked |= _dependents(graph, new, _blocking)
-
-
 # -- targets -------------------------------------------------------------------------------
 
 
@@ -301,12 +237,12 @@ def _reach(
     graph: nx.DiGraph, target: str, mode: Mode, seeds: list[str], guest_target: str | None
 ) -> Reach:
     if mode == "crash":
-        failed = _dependents(graph, seeds, _hard)
+        failed = dependents(graph, seeds, hard)
         touched, direct, exhausted, by = failed, failed, set[str](), set[str]()
     else:
-        direct = _dependents(graph, seeds, _blocking)
-        touched, exhausted, by = _exhaust(graph, set(seeds))
-        failed = _dependents(graph, set(seeds) | exhausted, _hard)
+        direct = dependents(graph, seeds, blocking)
+        touched, exhausted, by = exhaust(graph, set(seeds))
+        failed = dependents(graph, set(seeds) | exhausted, hard)
     nodes = graph.nodes
     ops = _opsets(graph, touched)
     lives = {nodes[n]["guest"] for n in failed if nodes[n].get("op") == "reconnect"}

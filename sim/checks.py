@@ -44,7 +44,7 @@ def check_catalog(cat: Loaded[Catalog]) -> list[ConfigIssue]:
     for i, d in enumerate(doc.drivers):
         for kind in d.init_cpu_ms_per_object:
             if kind not in kinds:
-                loc = ("drivers", i, "init_cpu_ms_per_object", kind)
+                loc: tuple[Any, ...] = ("drivers", i, "init_cpu_ms_per_object", kind)
                 out.append(cat.issue(loc, f"unknown object kind {kind!r}"))
         if d.reconnect_procedure and d.reconnect_procedure not in procs:
             loc = ("drivers", i, "reconnect_procedure")
@@ -62,14 +62,14 @@ def check_catalog(cat: Loaded[Catalog]) -> list[ConfigIssue]:
             msg = "an 'object' lock needs a target object kind"
             out.append(cat.issue(("procedures", i, "locks"), msg))
         for j, call in enumerate(p.calls):
-            loc = ("procedures", i, "calls", j)
+            cloc: tuple[Any, ...] = ("procedures", i, "calls", j)
             if call.procedure not in procs:
-                out.append(cat.issue((*loc, "procedure"), f"unknown procedure {call.procedure!r}"))
+                out.append(cat.issue((*cloc, "procedure"), f"unknown procedure {call.procedure!r}"))
             else:
                 graph.add_edge(p.name, call.procedure)
             if call.for_each is not None and call.for_each not in kinds:
                 msg = f"unknown object kind {call.for_each!r}"
-                out.append(cat.issue((*loc, "for_each"), msg))
+                out.append(cat.issue((*cloc, "for_each"), msg))
     for cycle in sorted(sorted(c) for c in nx.simple_cycles(graph)):
         i = next(i for i, p in enumerate(doc.procedures) if p.name == cycle[0])
         msg = f"nested calls form a cycle: {' -> '.join(cycle)}"
@@ -143,13 +143,13 @@ def _check_daemons(system: System) -> list[ConfigIssue]:
             hosted.setdefault(drv, d.name)
         for j, server in enumerate(d.servers):
             for k, sock in enumerate(server.sockets):
-                loc = ("daemons", i, "servers", j, "sockets", k)
+                sloc: tuple[Any, ...] = ("daemons", i, "servers", j, "sockets", k)
                 su = system.units.get(sock)
                 if not isinstance(su, SocketUnit):
-                    out.append(topo.issue(loc, f"{sock!r} is not a socket unit of this topology"))
+                    out.append(topo.issue(sloc, f"{sock!r} is not a socket unit of this topology"))
                 elif su.service != d.unit:
                     msg = f"socket {sock!r} activates {su.service!r}, not this daemon's {d.unit!r}"
-                    out.append(topo.issue(loc, msg))
+                    out.append(topo.issue(sloc, msg))
     used = {p.driver for p in system.catalog.doc.procedures}
     for drv in sorted(used - set(hosted)):
         i = next(i for i, d in enumerate(system.catalog.doc.drivers) if d.name == drv)
@@ -315,7 +315,8 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
     uris: list[tuple[Loaded[Any], tuple[Any, ...], str]] = [
         (wl.workload, ("probe", "uri"), wl.probe.uri)
     ]
-    for doc in [wl.workload, *wl.imports]:
+    docs: list[Loaded[Any]] = [wl.workload, *wl.imports]
+    for doc in docs:
         for i, p in enumerate(doc.doc.profiles):
             uris += [
                 (doc, ("profiles", i, "calls", j, "uri"), c.uri) for j, c in enumerate(p.calls)
@@ -329,10 +330,17 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
             for kind in g.refs:
                 owner = system.object_kinds.get(kind)
                 if owner is not None and owner.driver not in system.host_of:
-                    msg = f"{kind} objects need driver {owner.driver!r}, hosted by no daemon of {system.name!r}"
+                    msg = (
+                        f"{kind} objects need driver {owner.driver!r}, "
+                        f"hosted by no daemon of {system.name!r}"
+                    )
                     out.append(wl.workload.issue(("guests", i, "refs", kind), msg))
         for i, sc in enumerate(exp.doc.scenarios):
-            for kind, items in (("faults", sc.faults), ("actions", sc.actions)):
+            targeted: list[tuple[str, list[Any]]] = [
+                ("faults", list(sc.faults)),
+                ("actions", list(sc.actions)),
+            ]
+            for kind, items in targeted:
                 for j, item in enumerate(items):
                     key, value = item.target.key
                     if not resolve_target(system, wl, key, value):

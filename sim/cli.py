@@ -5,7 +5,7 @@ exit codes (DESIGN 5): 0 ok; 1 completed but a hypothesis deviated; 2 invalid in
 problem printed as ``file:line: field: message``, never a traceback); 3 internal failure.
 
 Verbs still to come, each to be added here as one more ``@app.command()`` over its library
-module: ``run``, ``replay``, ``report``, ``gate``, ``diff``, ``import-units``.
+module: ``report``, ``gate``, ``diff``, ``import-units``.
 """
 
 from __future__ import annotations
@@ -179,6 +179,87 @@ def schema(
             return
         for path in write_json_schemas(out):
             typer.echo(f"wrote {path}")
+
+
+EXIT_DEVIATED = 1
+
+
+@app.command()
+def run(
+    experiment: Annotated[Path, typer.Argument(help="An experiment file (kind: experiment).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Results folder [default: results/<experiment>/<run-id>]."),
+    ] = None,
+    replications: Annotated[
+        int | None, typer.Option(min=1, help="Replications [default: the experiment's].")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed [default: the experiment's].")
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    force: Annotated[bool, typer.Option(help="Overwrite a finished results folder.")] = False,
+) -> None:
+    """Run every scenario in every topology; write the results folder; print a summary.
+
+    Exit 0 when every steady-state hypothesis held, 1 when one deviated.  An interrupted
+    run (Ctrl-C) keeps what finished in runs.jsonl: run the same command again to resume.
+    """
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from sim.runner import run_experiment
+
+    with _guard():
+        columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("replications", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                outcome = run_experiment(
+                    experiment, out, replications, seed, jobs, force, progress=progress
+                )
+            except KeyboardInterrupt:
+                _err("interrupted: finished runs are kept; run the same command to resume")
+                raise typer.Exit(130) from None
+        console = _console()
+        console.print(render.summary_table(outcome.summary))
+        for h in outcome.hypotheses:
+            mark = "held" if h["held"] else "DEVIATED"
+            console.print(
+                f"hypothesis {h['hypothesis']} [{h['scenario']} / {h['topology']}]: "
+                f"{h['metric']} = {h['mean']:g}: {mark}"
+            )
+        if outcome.resumed:
+            console.print(f"resumed: {outcome.resumed} runs were already done")
+        typer.echo(f"results: {outcome.folder}")
+        if not all(h["held"] for h in outcome.hypotheses):
+            raise typer.Exit(EXIT_DEVIATED)
+
+
+@app.command()
+def replay(
+    results: Annotated[Path, typer.Argument(help="A results folder written by `run`.")],
+    replication: Annotated[int, typer.Option(min=0, help="Which replication (0-based).")],
+    scenario: Annotated[str | None, typer.Option(help="Only this scenario.")] = None,
+    topology: Annotated[str | None, typer.Option(help="Only this topology.")] = None,
+    limit: Annotated[int, typer.Option(help="Timeline lines to print per run (0: all).")] = 60,
+) -> None:
+    """Re-run one replication with its full event trace (traces/*.jsonl) and a timeline."""
+    from sim.replay import changed_inputs, load_manifest
+    from sim.replay import replay as do_replay
+
+    with _guard():
+        changed = changed_inputs(load_manifest(results))
+        for name in changed:
+            _err(f"warning: {name} changed since the run; the replay may differ")
+        console = _console()
+        for r in do_replay(results, replication, scenario, topology):
+            console.print(render.timeline(r.task, r.events, limit))
+            same = "matches runs.jsonl" if r.matches else "DIFFERS from runs.jsonl"
+            console.print(f"trace: {r.trace_file} ({len(r.events)} events; metrics {same})")
 
 
 def main() -> None:

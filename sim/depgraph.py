@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from sim.model import GuestSpec, System, WorkloadModel
+from sim.routing import Hop, live_units, resolve_route, server_id
 from sim.schema.catalog import Procedure
 from sim.schema.topology import ServiceUnit, SocketUnit
 from sim.schema.workload import CallSpec
@@ -64,10 +65,6 @@ def unit_id(name: str) -> str:
 
 def daemon_id(name: str) -> str:
     return f"daemon:{name}"
-
-
-def server_id(daemon: str, server: str) -> str:
-    return f"server:{daemon}/{server}"
 
 
 def driver_id(name: str) -> str:
@@ -95,20 +92,6 @@ def client_id(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Hop:
-    """Where a URI (or a driver's URI) leads: the socket path, its unit, daemon and server."""
-
-    path: str
-    socket: str
-    daemon: str
-    server: str | None
-
-    @property
-    def server_node(self) -> str | None:
-        return None if self.server is None else server_id(self.daemon, self.server)
-
-
-@dataclass(frozen=True)
 class Hold:
     """A worker of ``server`` held by ``ctx``'s call, made by ``source``, while it waits on
     ``waits`` (node ids)."""
@@ -122,43 +105,6 @@ class Hold:
 PROBE = "probe"
 AUTOSTART = "internal:autostart"
 RECONNECT = "internal:reconnect"
-
-
-def live_units(system: System) -> set[str]:
-    """Units active after boot: the boot target, external units, and what they pull in.
-
-    A unit is pulled in through ``Requires=``/``BindsTo=``/``Wants=`` of a live unit, or by
-    being enabled with a ``WantedBy=`` of a live unit.  A socket that is live keeps its path,
-    so calls to it can socket-activate its service.
-    """
-    topo = system.topology.doc
-    live = {topo.boot_target, *topo.external_units}
-    changed = True
-    while changed:
-        changed = False
-        for unit in topo.units:
-            pulled = unit.name in live or (
-                unit.name in system.enabled and any(w in live for w in unit.wanted_by)
-            )
-            new = {unit.name, *unit.requires, *unit.binds_to, *unit.wants} if pulled else set()
-            if new - live:
-                live |= new
-                changed = True
-    return live
-
-
-def resolve_route(system: System, uri: str, live: set[str]) -> Hop | None:
-    """The first path of ``uri``'s route whose socket unit is live (None: unroutable)."""
-    for path in system.routes.get(uri, []):
-        socket = system.socket_of_path.get(path)
-        if socket is None or socket not in live:
-            continue
-        daemon = system.daemon_of_socket(socket)
-        if daemon is None:
-            continue
-        server = next((s.name for s in system.daemons[daemon].servers if socket in s.sockets), None)
-        return Hop(path, socket, daemon, server)
-    return None
 
 
 @dataclass

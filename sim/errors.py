@@ -5,7 +5,7 @@
     SimError                      root; the CLI maps it to an exit code
     ├── ConfigError               bad input (exit 2): one or more ConfigIssue
     │   └── (raised by loading, schema and cross-reference checks)
-    ├── ResultsError              a results folder is missing, incomplete or would be overwritten (exit 2)
+    ├── ResultsError              a results folder is missing or would be overwritten (exit 2)
     └── SimulationError           the engine reached an impossible state (exit 3)
 
 Messages are short and lowercase, and name the value and the rule, e.g.

@@ -184,10 +184,9 @@ def _data_loc(src: Source, loc: Loc) -> Loc:
     """Drop the parts of a pydantic error location that are not in the data (union tags)."""
     node, out = src.data, []
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
             out.append(part)
         elif isinstance(node, dict | list):

@@ -57,7 +57,7 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
     recovered_at = w.fault_end
     for guest, intervals in c.unmanageable.items():
         for t0, t1 in intervals:
-            assert t1 is not None
+            assert t0 is not None and t1 is not None
             part = _overlap(t0, t1, w.start, w.end)
             seconds += part
             if part > 0 and guest in running:

@@ -8,6 +8,7 @@ read.  Loading runs every cross-reference rule of :mod:`sim.checks` and raises o
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,7 @@ from sim.schema.topology import Daemon, ServiceUnit, SocketUnit, Unit
 from sim.schema.workload import ClientProfile, Probe
 
 
-def apply_preset(units: list[str], preset_rules: list[tuple[str, str]]) -> set[str]:
+def apply_preset(units: Sequence[str], preset_rules: Sequence[tuple[str, str]]) -> set[str]:
     """Enabled units under systemd preset semantics: first matching rule wins, no match enables."""
     enabled = set()
     for name in units:

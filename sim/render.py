@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -111,3 +112,50 @@ def analysis_view(analysis: Analysis) -> Group:
     parts += [spof_table(analysis), cycle_table(analysis)]
     parts += [Text(f"note: {n}", style="yellow") for n in analysis.notes]
     return Group(*parts)
+
+
+SUMMARY_METRICS = (
+    "blast_radius",
+    "vms_lost",
+    "vms_unmanageable",
+    "unmanageable_vm_seconds",
+    "failed_operations",
+    "time_to_recover_s",
+)
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    lo, hi = m["ci95"]
+    return f"{m['mean']:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """Scenario x topology rows with the headline metrics, mean [95% CI]."""
+    table = Table(
+        title=f"{summary['experiment']}: {summary['replications']} replications, "
+        f"seed {summary['seed']} (mean [95% CI])"
+    )
+    table.add_column("scenario")
+    table.add_column("topology")
+    for name in SUMMARY_METRICS:
+        table.add_column(name, justify="right")
+    for row in summary["rows"]:
+        cells = [_fmt(row["metrics"][m]) if m in row["metrics"] else "-" for m in SUMMARY_METRICS]
+        table.add_row(row["scenario"], row["topology"], *cells)
+    return table
+
+
+def timeline(task: Any, events: list[tuple[float, str, str, dict[str, Any]]], limit: int) -> Table:
+    """A readable timeline of one replay: time, subject, event, details."""
+    table = Table(title=f"{task.scenario} / {task.topology} / replication {task.replication}")
+    table.add_column("t (s)", justify="right")
+    table.add_column("subject")
+    table.add_column("event")
+    table.add_column("details")
+    shown = events if limit <= 0 else events[:limit]
+    for t, subject, what, data in shown:
+        details = ", ".join(f"{k}={v}" for k, v in sorted(data.items()))
+        table.add_row(f"{t:.3f}", subject, what, details)
+    if limit > 0 and len(events) > limit:
+        table.add_row("...", "", f"{len(events) - limit} more in the trace file", "")
+    return table

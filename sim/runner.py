@@ -257,6 +257,7 @@ def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) ->
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "command": sys.argv,
+        "experiment_file": str(model.experiment.path.resolve()),
         "inputs": {str(p): sha256(p) for p in input_files(model)},
         "experiment": model.doc.model_dump(mode="json"),
         "topologies": [s.topology.doc.model_dump(mode="json") for s in model.systems],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
@@ -56,8 +56,8 @@ class Session:
             if not done.triggered:
                 done.succeed()
 
-        job.callbacks.append(fire)  # type: ignore[union-attr]
-        env.timeout(max(t0 + self.timeout - env.now, 0.0)).callbacks.append(fire)  # type: ignore[union-attr]
+        cast(list[Any], job.callbacks).append(fire)
+        cast(list[Any], env.timeout(max(t0 + self.timeout - env.now, 0.0)).callbacks).append(fire)
         try:
             yield done
         except simpy.Interrupt as exc:
@@ -70,10 +70,9 @@ class Session:
         opener = self.env.process(open_conn(self.sim, uri, self.label))
         why = yield from self._wait(opener, t0)
         if why:
-            opener.callbacks.append(_close_late)  # type: ignore[union-attr]
+            cast(list[Any], opener.callbacks).append(_close_late)
             return why
-        value: ConnRT | str = opener.value
-        return value
+        return cast(ConnRT | str, opener.value)
 
     def call(
         self, uri: str, proc: ProcRT, target: str | None, per_call: bool
@@ -101,7 +100,7 @@ class Session:
             if not per_call:
                 self.conns[uri] = conn
         d, ka = conn.daemon, self.keepalive_s
-        me = env.active_process
+        me = cast(simpy.Process, env.active_process)
         if ka is not None:
             d.ka_waiters[me] = (t0, ka)
         try:
@@ -110,7 +109,7 @@ class Session:
             else:
                 job = env.process(server_job(self.sim, conn, proc, target))
                 why = yield from self._wait(job, t0)
-                ok, err = (False, why) if why else job.value
+                ok, err = (False, why) if why else cast(tuple[bool, str], job.value)
         finally:
             if ka is not None:
                 d.ka_waiters.pop(me, None)

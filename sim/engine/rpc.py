@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
@@ -112,7 +112,7 @@ def open_conn(
         ok, err = yield sim.env.process(server_job(sim, conn, connect, None))
         if not ok:
             conn.close()
-            return err
+            return str(err)
     return conn
 
 
@@ -123,7 +123,7 @@ def server_job(
     d = conn.daemon
     if not conn.usable:
         return False, "eof"
-    me = sim.env.active_process
+    me = cast(simpy.Process, sim.env.active_process)
     d.jobs.add(me)
     try:
         ev = conn.slots.acquire()
@@ -177,7 +177,8 @@ def remote(
         if isinstance(opened, str):
             return False, opened
         conn = conns[uri] = opened
-    return (yield sim.env.process(server_job(sim, conn, proc, target)))
+    result: Result = yield sim.env.process(server_job(sim, conn, proc, target))
+    return result
 
 
 def execute(
@@ -237,7 +238,7 @@ def run_internal(
     """An operation the daemon runs on its own (autostart, reconnect): no worker, and
     connections to other daemons opened for this operation and closed after it."""
     conns: dict[str, ConnRT] = {}
-    me = sim.env.active_process
+    me = cast(simpy.Process, sim.env.active_process)
     d.jobs.add(me)
     try:
         return (yield from execute(sim, d, proc, target, conns))

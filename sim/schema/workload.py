@@ -46,9 +46,10 @@ class CallSpec(Strict):
     ``target``: ``each-guest`` makes one call per guest each period; ``one-guest`` picks one
     guest at random; ``object`` acts on the named object (or a random one of ``object_kind``);
     ``none`` is connection-wide.  ``group`` limits guest targets to one guest group; a
-    procedure that starts (stops) guests picks among stopped (running) ones.  Exactly one of ``every_s`` (fixed period) and ``rate_per_s``
-    (Poisson arrivals) is given.  With ``jitter`` (the default) the first call comes at a
-    random phase within the first period; without, exactly at the client's ``start_s``.
+    procedure that starts (stops) guests picks among stopped (running) ones.  Exactly one of
+    ``every_s`` (fixed period) and ``rate_per_s`` (Poisson arrivals) is given.  With
+    ``jitter`` (the default) the first call comes at a random phase within the first period;
+    without, exactly at the client's ``start_s``.
     """
 
     procedure: Name

@@ -1,0 +1,180 @@
+"""The ``virtchaos`` command line, through typer's CLI runner (exit codes, messages)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sim import cli
+from sim.documents import json_schemas
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+SHIPPED = sorted(MODELS.rglob("*.yaml")) + sorted((ROOT / "experiments").glob("*.yaml"))
+TOPOLOGIES = [
+    p for p in sorted((MODELS / "libvirt").glob("*.yaml")) if "kind: topology" in p.read_text()
+]
+ISSUE_LINE = re.compile(r"^(?P<file>\S+):(?P<line>\d+): (?P<field>[\w.\[\]-]+): (?P<msg>.+)$")
+
+runner = CliRunner()
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(cli.app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_every_shipped_file() -> None:
+    code, out, err = run("validate", *SHIPPED)
+    assert (code, err) == (0, "")
+    assert out.count("ok: ") == len(SHIPPED)
+
+
+def test_validate_reports_kind_and_counts() -> None:
+    code, out, _ = run("validate", TOPOLOGIES[0])
+    assert code == 0
+    assert re.match(r"ok: \S+ \(topology \S+: \d+ daemons, \d+ units, \d+ routes\)", out)
+
+
+def test_validate_bad_file_is_one_line_per_issue_with_file_line_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (MODELS / "libvirt" / "catalog.yaml").read_text()
+    text = text.replace("lifecycle:\n", "lifecycle:\n  colour: blue\n", 1)
+    bad.write_text(text)
+    line = text.splitlines().index("  colour: blue") + 1
+    code, out, err = run("validate", bad)
+    assert code == 2
+    assert "Traceback" not in out + err
+    issues = [ISSUE_LINE.match(x) for x in err.splitlines()]
+    assert all(issues), err
+    assert any(
+        m is not None
+        and m["file"] == str(bad)
+        and int(m["line"]) == line
+        and m["field"] == "lifecycle.colour"
+        and "unknown key" in m["msg"]
+        for m in issues
+    ), err
+
+
+def test_validate_keeps_going_after_a_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: topology\nname: [unclosed\n")
+    code, out, err = run("validate", bad, TOPOLOGIES[0])
+    assert code == 2
+    assert out.count("ok: ") == 1
+    assert str(bad) in err
+    assert "Traceback" not in out + err
+
+
+def test_validate_missing_file_is_invalid_input() -> None:
+    code, _, err = run("validate", "no/such/file.yaml")
+    assert code == 2
+    assert "no/such/file.yaml: file not found" in err
+
+
+def test_bad_arguments_exit_2() -> None:
+    code, _, _ = run("analyze")
+    assert code == 2
+    code, _, _ = run("graph", TOPOLOGIES[0])  # --out is required
+    assert code == 2
+
+
+@pytest.mark.parametrize("model", TOPOLOGIES, ids=[p.stem for p in TOPOLOGIES])
+def test_analyze_json_parses(model: Path) -> None:
+    code, out, err = run("analyze", model, "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["system"] == model.stem
+    assert data["daemons"] and data["drivers"]
+    assert {"crash", "hang"} <= set(data["daemons"][0])
+
+
+@pytest.mark.parametrize("model", TOPOLOGIES, ids=[p.stem for p in TOPOLOGIES])
+def test_analyze_prints_tables(model: Path) -> None:
+    code, out, _ = run("analyze", model)
+    assert code == 0
+    for title in ("Faults in a daemon", "Faults in a driver", "Single points of failure"):
+        assert title in out
+
+
+def test_analyze_without_default_workload_says_so(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    text = TOPOLOGIES[0].read_text()
+    model.write_text(
+        text.replace("catalog: catalog.yaml", f"catalog: {MODELS}/libvirt/catalog.yaml")
+    )
+    code, _, err = run("analyze", model)
+    assert code == 2
+    assert "--workload" in err and "Traceback" not in err
+
+
+def test_graph_writes_dot(tmp_path: Path) -> None:
+    out = tmp_path / "g.dot"
+    code, stdout, _ = run("graph", TOPOLOGIES[0], "--out", out, "--highlight", "role:hypervisor")
+    assert code == 0
+    text = out.read_text()
+    assert text.startswith("digraph ")
+    assert 'fillcolor="red"' in text
+    assert str(out) in stdout
+
+
+def test_graph_without_graphviz_writes_dot_beside_svg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sim.dot.shutil.which", lambda name: None)
+    code, out, _ = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
+    assert code == 0
+    assert (tmp_path / "g.dot").is_file()
+    assert not (tmp_path / "g.svg").exists()
+    assert "Graphviz" in out
+
+
+@pytest.mark.parametrize("target", ["nodedev", "planet:x", "driver:no-such-driver"])
+def test_graph_bad_highlight_is_invalid_input(tmp_path: Path, target: str) -> None:
+    code, _, err = run("graph", TOPOLOGIES[0], "-o", tmp_path / "g.dot", "--highlight", target)
+    assert code == 2
+    assert err.startswith("error: --highlight:")
+
+
+def test_internal_failure_is_one_line_and_exit_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr("sim.analysis.analyze", boom)
+    code, out, err = run("analyze", TOPOLOGIES[0])
+    assert code == 3
+    assert err == "internal error: RuntimeError: kaboom\n"
+    assert "Traceback" not in out + err
+
+
+def test_schema_lists_and_writes(tmp_path: Path) -> None:
+    code, out, _ = run("schema")
+    assert code == 0
+    assert {line.split()[0] for line in out.splitlines()} == set(json_schemas())
+    code, out, _ = run("schema", "--out", tmp_path)
+    assert code == 0
+    for kind, schema in json_schemas().items():
+        assert json.loads((tmp_path / f"{kind}.schema.json").read_text()) == schema
+
+
+def test_committed_schemas_are_current() -> None:
+    """``schema/`` at the repo root is regenerated with ``virtchaos schema --out schema``."""
+    for kind, schema in json_schemas().items():
+        path = ROOT / "schema" / f"{kind}.schema.json"
+        assert json.loads(path.read_text()) == schema, f"regenerate {path}"
+
+
+def test_python_dash_m_sim_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0
+    for verb in ("validate", "analyze", "graph", "schema"):
+        assert verb in proc.stdout

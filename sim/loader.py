@@ -180,14 +180,22 @@ def _message(err: Any, value: Any) -> str:
     return msg
 
 
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    """``(True, node[part])`` when ``part`` is a key or index of ``node``."""
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
+
+
 def _data_loc(src: Source, loc: Loc) -> Loc:
     """Drop the parts of a pydantic error location that are not in the data (union tags)."""
     node, out = src.data, []
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
-            node = node[part]
+        found, child = _child(node, part)
+        if found:
+            node = child
             out.append(part)
         elif isinstance(node, dict | list):
             continue

@@ -312,6 +312,7 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
         if names.index(name) != i:
             out.append(exp.issue(("topologies", i), f"two topologies are named {name!r}"))
     out += _duplicates(exp, "scenarios", exp.doc.scenarios)
+    where = _scenario_locs(model)
     uris: list[tuple[Loaded[Any], tuple[Any, ...], str]] = [
         (wl.workload, ("probe", "uri"), wl.probe.uri)
     ]
@@ -335,7 +336,8 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
                         f"hosted by no daemon of {system.name!r}"
                     )
                     out.append(wl.workload.issue(("guests", i, "refs", kind), msg))
-        for i, sc in enumerate(exp.doc.scenarios):
+        for sc in model.scenarios:
+            base = where[sc.name]
             targeted: list[tuple[str, list[Any]]] = [
                 ("faults", list(sc.faults)),
                 ("actions", list(sc.actions)),
@@ -345,16 +347,58 @@ def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
                     key, value = item.target.key
                     if not resolve_target(system, wl, key, value):
                         msg = f"target {key} {value!r} does not resolve in topology {system.name!r}"
-                        out.append(exp.issue(("scenarios", i, kind, j, "target"), msg))
-    for i, sc in enumerate(exp.doc.scenarios):
+                        loc = (*base, kind, j, "target") if base[0] == "scenarios" else base
+                        if base[0] != "scenarios":
+                            msg = f"scenario {sc.name!r}: {msg}"
+                        out.append(exp.issue(loc, msg))
+    for sc in model.scenarios:
+        base = where[sc.name]
         for j, c in enumerate(sc.clients):
             if c.profile not in wl.profiles:
                 msg = f"unknown client profile {c.profile!r}"
-                out.append(exp.issue(("scenarios", i, "clients", j, "profile"), msg))
-    scenarios = {s.name for s in exp.doc.scenarios}
+                loc = (*base, "clients", j, "profile") if base[0] == "scenarios" else base
+                if base[0] != "scenarios":
+                    msg = f"scenario {sc.name!r}: {msg}"
+                out.append(exp.issue(loc, msg))
+        out += _check_overrides(model, sc, base)
+    scenarios = {s.name for s in model.scenarios}
     for i, h in enumerate(exp.doc.hypotheses):
         if h.topology is not None and h.topology not in names:
             out.append(exp.issue(("hypotheses", i, "topology"), f"unknown topology {h.topology!r}"))
         if h.scenario is not None and h.scenario not in scenarios:
             out.append(exp.issue(("hypotheses", i, "scenario"), f"unknown scenario {h.scenario!r}"))
+    return out
+
+
+def _scenario_locs(model: ExperimentModel) -> dict[str, tuple[Any, ...]]:
+    """Where each (expanded) scenario is written: its entry, the matrix, or its sweep."""
+    exp = model.experiment.doc
+    where: dict[str, tuple[Any, ...]] = {}
+    for i, sc in enumerate(exp.scenarios):
+        where[sc.name] = ("scenarios", i)
+    for i, sweep in enumerate(exp.sweeps):
+        for sc in model.scenarios:
+            if sc.name.startswith(f"{sweep.name}.") and sc.name not in where:
+                where[sc.name] = ("sweeps", i, "template")
+    for sc in model.scenarios:
+        where.setdefault(sc.name, ("matrix",))
+    return where
+
+
+def _check_overrides(model: ExperimentModel, sc: Any, base: tuple[Any, ...]) -> list[ConfigIssue]:
+    exp, wl = model.experiment, model.workload
+    counted = {g.name for g in wl.workload.doc.guests} | {o.name for o in wl.workload.doc.objects}
+    out = []
+    for name in sc.overrides.counts:
+        if name not in counted:
+            loc = (*base, "overrides", "counts", name) if base[0] == "scenarios" else base
+            msg = f"scenario {sc.name!r}: no guest group or object named {name!r}"
+            out.append(exp.issue(loc, msg))
+    if out or not sc.overrides.counts:
+        return out
+    from sim.scenarios import apply_workload
+
+    for issue in check_workload(apply_workload(wl, sc.overrides)):
+        msg = f"scenario {sc.name!r}: with its counts, {issue.message}"
+        out.append(exp.issue(base, msg))
     return out

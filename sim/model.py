@@ -17,6 +17,7 @@ from sim.errors import ConfigError, ConfigIssue
 from sim.loader import Loaded, load_as
 from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
 from sim.schema.catalog import Driver, ObjectKind, Procedure
+from sim.schema.experiment import Scenario
 from sim.schema.topology import Daemon, ServiceUnit, SocketUnit, Unit
 from sim.schema.workload import ClientProfile, Probe
 
@@ -183,13 +184,31 @@ class WorkloadModel:
 
 @dataclass
 class ExperimentModel:
+    """An experiment with its topologies, workload and expanded scenarios."""
+
     experiment: Loaded[Experiment]
     systems: list[System]
     workload: WorkloadModel
+    scenarios: list[Scenario] = field(default_factory=list)
+    _resolved: dict[tuple[str, str], tuple[System, WorkloadModel]] = field(default_factory=dict)
 
     @property
     def doc(self) -> Experiment:
         return self.experiment.doc
+
+    def scenario(self, name: str) -> Scenario:
+        return next(s for s in self.scenarios if s.name == name)
+
+    def resolve(self, scenario: str, topology: str) -> tuple[System, WorkloadModel]:
+        """The models one scenario runs on in one topology, its overrides applied."""
+        key = (scenario, topology)
+        if key not in self._resolved:
+            from sim.scenarios import apply_system, apply_workload
+
+            ov = self.scenario(scenario).overrides
+            system = next(s for s in self.systems if s.name == topology)
+            self._resolved[key] = (apply_system(system, ov), apply_workload(self.workload, ov))
+        return self._resolved[key]
 
 
 def load_catalog(path: str | Path) -> Loaded[Catalog]:
@@ -240,7 +259,11 @@ def load_experiment(path: str | Path) -> ExperimentModel:
         errors += err.issues
         errors.append(exp.issue(("workload",), f"workload {exp.doc.workload!r} is invalid"))
     _raise(errors)
-    model = ExperimentModel(exp, systems, workload)
+    from sim.scenarios import expand
+
+    scenarios, issues = expand(exp)
+    _raise(issues)
+    model = ExperimentModel(exp, systems, workload, scenarios)
     _raise(check_experiment(model))
     return model
 

@@ -69,7 +69,7 @@ def replay(
         for line in runs.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
             recorded[(rec["scenario"], rec["topology"], rec["replication"])] = rec
-    scenarios = [s.name for s in model.doc.scenarios if scenario in (None, s.name)]
+    scenarios = [s.name for s in model.scenarios if scenario in (None, s.name)]
     topologies = [s.name for s in model.systems if topology in (None, s.name)]
     if not scenarios or not topologies:
         raise ResultsError(f"no scenario {scenario!r} / topology {topology!r} in this experiment")

@@ -54,11 +54,11 @@ def run_one(
 ) -> tuple[dict[str, Any], Simulation]:
     """One replication of one scenario in one topology."""
     exp = model.doc
-    system = next(s for s in model.systems if s.name == task.topology)
-    scenario = next(s for s in exp.scenarios if s.name == task.scenario)
+    system, workload = model.resolve(task.scenario, task.topology)
+    scenario = model.scenario(task.scenario)
     sim = Simulation(
         system,
-        model.workload,
+        workload,
         scenario,
         seed=seed,
         replication=task.replication,
@@ -67,7 +67,7 @@ def run_one(
         sample_every_s=sample_every_s,
     )
     window = Window.of(scenario, exp.warmup_s, exp.duration_s)
-    collector = sim.run(exp.duration_s, snapshot_at=window.fault_at)
+    collector = sim.run(exp.duration_s, snapshot_at=window.fault_at, snapshots=exp.snapshots_s)
     metrics = compute(collector, sim.running_at_snapshot, window)
     metrics.update(sim.boot_metrics())
     record = {
@@ -97,7 +97,7 @@ def _work(task: Task, seed: int) -> dict[str, Any]:
 def tasks_of(model: ExperimentModel, replications: int) -> list[Task]:
     return [
         Task(sc.name, system.name, r)
-        for sc in model.doc.scenarios
+        for sc in model.scenarios
         for system in model.systems
         for r in range(replications)
     ]
@@ -137,7 +137,7 @@ def summarize_runs(
     ordered = [m for m in METRICS if m in names] + [m for m in names if m not in METRICS]
     rows, comparisons = [], []
     topologies = [s.name for s in model.systems]
-    for sc in model.doc.scenarios:
+    for sc in model.scenarios:
         series: dict[str, dict[str, list[float]]] = {}
         for topo in topologies:
             recs = [by_key[(sc.name, topo, r)] for r in range(replications)]

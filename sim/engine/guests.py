@@ -47,9 +47,12 @@ class Guests:
             self.by_name[spec.name] = GuestRT(spec, state)
         self.all = [self.by_name[n] for n in sorted(self.by_name)]
         self.autostarted: set[str] = set(sim.guest_drivers) if steady else set()
+        self.autostart_done: dict[str, float] = {}
 
     def _set(self, guest: GuestRT, state: str, **data: Any) -> None:
         guest.state = state
+        if state == RUNNING and guest.spec.autostart:
+            self.autostart_done.setdefault(guest.name, self.env.now)
         self.sim.collector.emit(self.env.now, guest.name, state, **data)
         self.sim.probes.guest_changed(guest)
 

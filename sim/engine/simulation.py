@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sim.model import System, WorkloadModel
     from sim.schema.catalog import Procedure
     from sim.schema.experiment import Scenario
-    from sim.schema.workload import CallSpec
+    from sim.schema.workload import CallSpec, ClientDecl, ClientProfile
 
 
 def sampler(proc: Procedure, rng: random.Random) -> Callable[[], float]:
@@ -39,6 +39,14 @@ def sampler(proc: Procedure, rng: random.Random) -> Callable[[], float]:
         return lambda: rng.uniform(lo, hi)
     mu, sigma = math.log(d.median_ms / 1000.0), d.sigma
     return lambda: rng.lognormvariate(mu, sigma)
+
+
+def _profile(workload: WorkloadModel, decl: ClientDecl) -> ClientProfile:
+    profile = workload.profiles[decl.profile]
+    if decl.timeout_s is None:
+        return profile
+    timeout = None if decl.timeout_s == "none" else decl.timeout_s
+    return profile.model_copy(update={"timeout_s": timeout})
 
 
 class Simulation:
@@ -62,6 +70,7 @@ class Simulation:
         self.streams = Streams(seed, replication)
         self.collector = Collector(keep_trace=keep_trace)
         self.sample_every_s = sample_every_s
+        self.start_mode = start
         self._compile_catalog()
         self.manager = Manager(self)
         self.daemons = {
@@ -76,7 +85,7 @@ class Simulation:
         self.operator = Session(self, "operator", None, None)
         decls = list(workload.workload.doc.clients) + (scenario.clients if scenario else [])
         self.clients = [
-            Client(self, name, workload.profiles[c.profile], c.start_s)
+            Client(self, name, _profile(workload, c), c.start_s)
             for c in decls
             for name in ([c.name] if c.count == 1 else [f"{c.name}-{i}" for i in range(c.count)])
         ]
@@ -183,11 +192,17 @@ class Simulation:
         self.record_call(self.env.now, "(internal)", proc, ok, err)
 
     # ----------------------------------------------------------------- run
-    def run(self, until: float, snapshot_at: float | None = None) -> Collector:
-        """Boot, run to ``until``; ``snapshot_at`` records which guests run at that time."""
+    def run(
+        self, until: float, snapshot_at: float | None = None, snapshots: Sequence[float] = ()
+    ) -> Collector:
+        """Boot, run to ``until``; ``snapshot_at`` records which guests run at that time,
+        ``snapshots`` which daemons run at those times."""
         self.running_at_snapshot: list[str] = []
+        self.daemons_at: dict[float, list[str]] = {}
         if snapshot_at is not None:
             self.env.process(self._snapshot(snapshot_at))
+        for t in snapshots:
+            self.env.process(self._daemon_snapshot(t))
         self.manager.boot()
         self.probes.start()
         if self.scenario is not None:
@@ -200,10 +215,23 @@ class Simulation:
 
     def boot_metrics(self) -> dict[str, float]:
         """Daemon initialisation CPU over the run and the daemons running at its end."""
-        return {
+        out = {
             "daemon_init_cpu_ms": sum(d.cpu_ms for d in self.daemons.values()),
             "daemons_running": float(sum(d.alive for d in self.daemons.values())),
         }
+        for t, names in sorted(self.daemons_at.items()):
+            out[f"daemons_running.t{t:g}"] = float(len(names))
+        if self.start_mode == "boot":
+            wanted = [g.name for g in self.guests.all if g.spec.autostart]
+            done = self.guests.autostart_done
+            if wanted:
+                out["autostart_done"] = float(sum(n in done for n in wanted))
+                out["time_to_autostart_s"] = max(done.get(n, self.env.now) for n in wanted)
+        return out
+
+    def _daemon_snapshot(self, at: float) -> Any:
+        yield self.env.timeout(at)
+        self.daemons_at[at] = sorted(n for n, d in self.daemons.items() if d.alive)
 
     def _snapshot(self, at: float) -> Any:
         yield self.env.timeout(at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -117,14 +117,102 @@ class Action(Strict):
         return self
 
 
+class PoolOverride(Strict):
+    """Worker-pool settings applied to every server of every daemon (sensitivity runs)."""
+
+    max_workers: Annotated[int, Field(ge=1)] | None = None
+    prio_workers: Annotated[int, Field(ge=0)] | None = None
+    max_client_requests: Annotated[int, Field(ge=1)] | None = None
+
+
+class ProbeOverride(Strict):
+    every_s: PosFloat | None = None
+    slo_ms: PosFloat | None = None
+    timeout_s: PosFloat | None = None
+
+
+class Overrides(Strict):
+    """Changes to the models for one scenario: counts of guest groups or objects by name,
+    worker pools, the probe.  (Client settings are overridden on the scenario's clients.)"""
+
+    counts: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    pool: PoolOverride | None = None
+    probe: ProbeOverride | None = None
+
+
 class Scenario(Strict):
-    """One scenario: faults, operator actions, and clients added to the workload's own."""
+    """One scenario: faults, operator actions, clients added to the workload's own, and
+    model overrides."""
 
     name: Name
     description: str = ""
     clients: list[ClientDecl] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
+    overrides: Overrides = Field(default_factory=Overrides)
+
+
+class MatrixTarget(Strict):
+    """One row of the fault matrix: how to hit it as a process (``role``) and as a driver
+    (``driver``), and the clients that call it (callers that pile up on a hang)."""
+
+    name: Name
+    role: Name | None = None
+    driver: Name | None = None
+    clients: list[ClientDecl] = Field(default_factory=list)
+
+
+class MatrixFault(Strict):
+    """One column of the fault matrix: a fault without its target; ``on`` says which of the
+    row's targets it uses (rows without it are skipped)."""
+
+    name: Name
+    on: Literal["role", "driver"]
+    kind: Literal["crash", "crash-loop", "hang", "slow"]
+    scope: Literal["process", "driver", "object"] | None = None
+    duration_s: PosFloat | None = None
+    factor: Annotated[float, Field(ge=1)] = 10.0
+    count: Annotated[int, Field(ge=1)] = 100
+    after_start_s: NonNeg = 0.5
+    actions: list[Action] = Field(default_factory=list)
+
+
+class Matrix(Strict):
+    """Fault targets x fault kinds, expanded into scenarios named ``<target>.<fault>``."""
+
+    targets: list[MatrixTarget]
+    faults: list[MatrixFault]
+    at_s: NonNeg
+    clients: list[ClientDecl] = Field(default_factory=list)
+
+
+class Axis(Strict):
+    """One swept parameter: ``path`` is a dotted path into the scenario template
+    (``clients.0.count``, ``overrides.pool.max_workers``); ``labels`` name the values in
+    scenario names (default: the values themselves)."""
+
+    name: Name
+    path: str
+    values: list[Any]
+    labels: list[Name] | None = None
+
+    @model_validator(mode="after")
+    def _labels(self) -> Axis:
+        if not self.values:
+            raise ValueError("an axis needs at least one value")
+        if self.labels is not None and len(self.labels) != len(self.values):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.values)} values")
+        return self
+
+
+class Sweep(Strict):
+    """A scenario template and axes; the cartesian product of the axes' values gives
+    scenarios named ``<sweep>.<axis>-<label>...``."""
+
+    name: Name
+    description: str = ""
+    template: dict[str, Any]
+    axes: list[Axis]
 
 
 class Hypothesis(Strict):
@@ -153,7 +241,9 @@ class Experiment(Strict):
     ``start: steady`` begins with the host up for a while: guests marked ``running`` run,
     autostart has happened, and the enabled units boot (the hypervisor daemon reconnects to
     the running guests).  ``start: boot`` begins at power-on: no guest runs, autostart
-    guests start when the daemon hosting their driver first starts.
+    guests start when the daemon hosting their driver first starts.  ``snapshots_s`` adds
+    metrics ``daemons_running.t<T>`` (how many daemons run at time T).  Scenarios come from
+    ``scenarios``, the expanded ``matrix`` and the expanded ``sweeps``.
     """
 
     kind: Literal["experiment"]
@@ -166,7 +256,10 @@ class Experiment(Strict):
     replications: Annotated[int, Field(ge=1)] = 10
     seed: Annotated[int, Field(ge=0)] = 0
     start: Literal["steady", "boot"] = "steady"
-    scenarios: list[Scenario]
+    snapshots_s: list[NonNeg] = Field(default_factory=list)
+    scenarios: list[Scenario] = Field(default_factory=list)
+    matrix: Matrix | None = None
+    sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 
     @field_validator("warmup_s")

@@ -104,10 +104,13 @@ class ClientProfiles(Sourced):
 
 
 class ClientDecl(Strict):
+    """Clients of one profile; ``timeout_s`` overrides the profile's (``none``: no timeout)."""
+
     name: Name
     profile: Name
     count: PosInt = 1
     start_s: NonNeg = 0.0
+    timeout_s: PosFloat | Literal["none"] | None = None
 
 
 class Probe(Sourced):

@@ -40,7 +40,7 @@ SEED = 20240601
 
 # M/M/c parameters: they must match mmc.yaml and poisson.yaml
 C, LAM, MU = 4, 30.0, 10.0
-MMC_REPS, MMC_WARMUP_S, MMC_WINDOW_S = 20, 50.0, 1500.0
+MMC_REPS, MMC_WARMUP_S, MMC_WINDOW_S = 20, 50.0, 1200.0
 SAMPLE_EVERY_S = 0.05
 
 # availability parameters: they must match restarting.yaml

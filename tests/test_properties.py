@@ -7,11 +7,15 @@ resolves in the drawn topology), time and duration.
 
 - conservation: every client call that starts ends at most once, and exactly once unless it
   is still in flight at the end of the run; it ends ok, failed or timed out, with an error
-  of a known kind;
+  of a known kind; and no worker or lock is left to a waiter that is gone;
 - guest counts: ``vms_lost``, ``vms_unmanageable`` <= ``vms_running``, blast radius in [0, 1];
 - the dynamic blast radius never exceeds the static reachability of :mod:`sim.analysis`;
 - the same seed gives the same metrics; and (not a Hypothesis test) the same experiment run
   in two processes with different ``PYTHONHASHSEED`` writes byte-identical ``summary.json``.
+
+Each property runs once per fault kind (``KINDS``) with a few derandomized examples and no
+shrinking, to keep the suite fast and its outcome fixed.  Counterexamples found along the
+way are pinned as plain tests under "regressions", marked ``xfail(strict=True)`` until fixed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 import pytest
 import simpy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sim.engine.simulation import Simulation
@@ -49,6 +53,7 @@ PROPERTY = settings(
     max_examples=4,
     deadline=None,
     derandomize=True,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure reports its example
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -458,3 +463,44 @@ def test_summary_byte_identical_across_processes(tmp_path: Path) -> None:
     assert first == second
     runs = [sorted((out / "runs.jsonl").read_text().splitlines()) for out in outs]
     assert runs[0] == runs[1]
+
+
+CALL_ORDER = """
+import sys
+junk = [object() for _ in range(int(sys.argv[1]))]
+sys.path.insert(0, "tests")
+from test_properties import Fault, Scenario, Simulation, Target, system, workload
+storage = Fault(kind="hang", scope="driver", target=Target(driver="storage"), at_s=100.0)
+crash = Fault(kind="crash", target=Target(role="hypervisor"), at_s=650.0)
+scenario = Scenario(name="s", faults=[storage, crash])
+sim = Simulation(system("monolithic"), workload(), scenario, seed=0, replication=0)
+sim.run(900.0)
+for r in sim.collector.calls:
+    print(r.client, r.procedure, repr(r.t_start), repr(r.t_end), r.error)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug (CONVENTIONS 6): DaemonRT._end interrupts a dying daemon's jobs in "
+        "sorted(jobs, key=id) order, i.e. by memory address, so the order of what happens "
+        "at one instant depends on the process's memory layout"
+    ),
+)
+def test_event_order_independent_of_memory_layout() -> None:
+    """The storage driver hangs from 100 s, so ~250 calls wait in the monolithic daemon
+    when it crashes at 650 s; three processes that differ only in how much memory they
+    allocated first must record the interrupted calls in the same order."""
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", CALL_ORDER, junk],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        ).stdout
+        for junk in ("0", "1", "7")
+    }
+    assert len(orders) == 1

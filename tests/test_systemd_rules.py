@@ -37,6 +37,7 @@ from sim.engine.daemon import KEEPALIVE_SWEEP_S
 A, B = "daemon-a", "daemon-b"
 A_SVC, A_SOCK = "daemon-a.service", "daemon-a.socket"
 B_SVC, B_SOCK = "daemon-b.service", "daemon-b.socket"
+A_TCP = "daemon-a-tcp.socket"  # BindsTo=daemon-a.socket, left disabled by the preset
 HV, AUX = "hv:///x", "aux:///x"
 
 
@@ -46,6 +47,10 @@ def crash(at: float, daemon: str = A) -> dict:
 
 def action(kind: str, at: float, **target: str) -> dict:
     return {"kind": kind, "target": target, "at_s": at}
+
+
+def hang(scope: str, at: float, duration: float, **target: str) -> dict:
+    return {"kind": "hang", "scope": scope, "target": target, "at_s": at, "duration_s": duration}
 
 
 # ======================================================================== service start
@@ -149,7 +154,13 @@ def test_restart_action_stops_then_starts_the_service():
 
 def crash_loop(at: float, count: int = 5, daemon: str = A, after: float = 0.5) -> dict:
     target = {"daemon": daemon}
-    return {"kind": "crash-loop", "target": target, "at_s": at, "count": count, "after_start_s": after}
+    return {
+        "kind": "crash-loop",
+        "target": target,
+        "at_s": at,
+        "count": count,
+        "after_start_s": after,
+    }
 
 
 def test_start_limit_hit_fails_the_service_and_its_socket():
@@ -216,9 +227,6 @@ def test_reset_failed_brings_the_socket_back_and_the_next_connection_activates()
     ]
     assert sim.manager.units[A_SOCK].path_present
     assert call.ok and call.t_end == pytest.approx(40.31)
-
-
-A_TCP = "daemon-a-tcp.socket"  # BindsTo=daemon-a.socket, left disabled by the preset
 
 
 @pytest.mark.xfail(
@@ -346,17 +354,18 @@ def test_requires_explicit_stop_of_the_required_unit_stops_the_dependent():
     assert data_of(c, B, "exited") == [{"code": 0, "why": "dependency daemon-a.service stopped"}]
 
 
-def test_start_pulls_in_required_and_wanted_units():
+def test_start_pulls_in_required_bound_and_wanted_units():
     system = variant(
-        units={A_SVC: {"requires": [A_SOCK, B_SOCK], "wants": [B_SVC]}},
+        units={A_SVC: {"requires": [A_SOCK, B_SOCK], "binds_to": [A_TCP], "wants": [B_SVC]}},
         preset=[("enable", "boot.target"), ("enable", A_SOCK), ("disable", "*")],
     )
     sim = make_sim(system, scenario=scenario(actions=[action("start", 10, unit=A_SVC)]))
     c = run(sim, 20)
-    assert trace(c, A, A_SVC, B, B_SVC, B_SOCK) == [
+    assert trace(c, A, A_SVC, B, B_SVC, B_SOCK, A_TCP) == [
         (10.0, A_SVC, "action:start"),
-        (10.0, B_SOCK, "listening"),
-        (10.0, B_SVC, "activating"),
+        (10.0, B_SOCK, "listening"),  # Requires=
+        (10.0, A_TCP, "listening"),  # BindsTo=
+        (10.0, B_SVC, "activating"),  # Wants=
         (10.0, A_SVC, "activating"),
         (10.0, B, "spawned"),
         (10.0, A, "spawned"),
@@ -526,9 +535,7 @@ def test_idle_exit_is_inhibited_while_a_guest_of_an_inhibiting_driver_runs():
 
 def test_autostart_runs_once_per_boot_and_not_on_a_later_daemon_restart():
     sim = make_sim(
-        scenario=scenario(
-            faults=[crash(10)], actions=[action("guest-stop", 5, guest="g1")]
-        ),
+        scenario=scenario(faults=[crash(10)], actions=[action("guest-stop", 5, guest="g1")]),
         start="boot",
     )
     c = run(sim, 30)
@@ -611,9 +618,8 @@ def test_reconnect_kills_a_guest_whose_required_nested_call_fails():
 
 
 def test_process_hang_holds_calls_until_the_hang_ends():
-    hang = {"kind": "hang", "scope": "process", "target": {"daemon": A}, "at_s": 10,
-            "duration_s": 20}  # fmt: skip
-    sim = make_sim(scenario=scenario(faults=[hang]))
+    fault = hang("process", 10, 20, daemon=A)
+    sim = make_sim(scenario=scenario(faults=[fault]))
     s = Session(sim, "persistent", None, None)
     first = call_at(sim, 5, HV, "hvList", session=s, per_call=False)
     on_open_conn = call_at(sim, 15, HV, "hvList", session=s, per_call=False)
@@ -627,10 +633,9 @@ def test_process_hang_holds_calls_until_the_hang_ends():
 
 
 def keepalive_run(profile: str, start_s: float, hang_at: float):
-    hang = {"kind": "hang", "scope": "process", "target": {"daemon": A}, "at_s": hang_at,
-            "duration_s": 500}  # fmt: skip
     client = {"name": "watcher", "profile": profile, "start_s": start_s}
-    sim = make_sim(scenario=scenario(faults=[hang], clients=[client]))
+    faults = [hang("process", hang_at, 500, daemon=A)]
+    sim = make_sim(scenario=scenario(faults=faults, clients=[client]))
     c = run(sim, 300)
     return [
         (round(r.t_start, 6), round(r.t_end, 6), r.ok, r.error)
@@ -656,9 +661,8 @@ def test_keepalive_counts_from_the_call_when_the_daemon_hung_before_it():
 
 
 def test_driver_hang_blocks_calls_and_holds_their_workers():
-    hang = {"kind": "hang", "scope": "driver", "target": {"driver": "aux"}, "at_s": 10,
-            "duration_s": 20}  # fmt: skip
-    sim = make_sim(scenario=scenario(faults=[hang]))
+    fault = hang("driver", 10, 20, driver="aux")
+    sim = make_sim(scenario=scenario(faults=[fault]))
     call_at(sim, 1, AUX, "auxList")  # daemon-b runs when the hang begins
     highs = [call_at(sim, 11, AUX, "auxList") for _ in range(3)]
     low = call_at(sim, 11, AUX, "auxSlow")
@@ -672,9 +676,8 @@ def test_driver_hang_blocks_calls_and_holds_their_workers():
 
 
 def test_client_timeout_abandons_the_call_whose_job_keeps_its_worker():
-    hang = {"kind": "hang", "scope": "driver", "target": {"driver": "aux"}, "at_s": 10,
-            "duration_s": 20}  # fmt: skip
-    sim = make_sim(scenario=scenario(faults=[hang]))
+    fault = hang("driver", 10, 20, driver="aux")
+    sim = make_sim(scenario=scenario(faults=[fault]))
     call_at(sim, 1, AUX, "auxList")
     gave_up = call_at(sim, 11, AUX, "auxList", timeout_s=5)
     seen = observe(sim, 20, lambda: (pool(sim, B).busy, sim.daemons[B].connections))
@@ -683,6 +686,51 @@ def test_client_timeout_abandons_the_call_whose_job_keeps_its_worker():
     assert (gave_up.ok, gave_up.error, gave_up.t_end) == (False, "timeout", pytest.approx(16))
     assert seen == [(1, 0)]  # the connection is closed, the job still holds its worker
     assert after == [0]
+
+
+def test_object_hang_blocks_calls_that_need_the_object_lock():
+    fault = hang("object", 10, 20, object="t1")
+    sim = make_sim(
+        scenario=scenario(faults=[fault], actions=[action("guest-start", 15, guest="g2")])
+    )
+    other = call_at(sim, 16, AUX, "auxList")
+    c = run(sim, 40)
+    assert trace(c, "g2") == [
+        (15.0, "g2", "action:guest-start"),
+        (15.0, "g2", "starting"),
+        (30.505, "g2", "running"),  # auxUse on t1 waits for the lock until the hang ends
+    ]
+    assert other.ok and other.t_end == pytest.approx(16.01)  # no lock, no wait
+
+
+def test_object_hang_outlives_a_restart_of_the_daemon():
+    fault = hang("object", 10, 20, object="t1")
+    sim = make_sim(scenario=scenario(faults=[fault, crash(12, daemon=B)]))
+    call_at(sim, 1, AUX, "auxList")  # daemon-b runs when the hang begins
+    use = call_at(sim, 15, AUX, "auxUse", "t1")
+    run(sim, 40)
+    assert use.ok and use.t_end == pytest.approx(30.005)
+
+
+def test_slow_fault_multiplies_service_times():
+    slow = {"kind": "slow", "target": {"driver": "aux"}, "at_s": 10, "duration_s": 20}
+    sim = make_sim(scenario=scenario(faults=[slow]))
+    call_at(sim, 1, AUX, "auxList")
+    during = call_at(sim, 15, AUX, "auxList")
+    after = call_at(sim, 31, AUX, "auxList")
+    run(sim, 40)
+    assert during.t_end == pytest.approx(15.1)
+    assert after.t_end == pytest.approx(31.01)
+
+
+def test_guest_crash_control_kills_guests_without_counting_them_lost():
+    fault = {"kind": "guest-crash", "target": {"guest": "g1"}, "at_s": 10}
+    sim = make_sim(scenario=scenario(faults=[fault]))
+    c = run(sim, 20)
+    assert trace(c, "g1") == [(10.0, "g1", "dead")]
+    assert c.lost == {}
+    assert c.control_killed == {"g1": 10.0}
+    assert sim.daemons[A].alive
 
 
 def test_crash_of_a_daemon_that_is_not_running_is_missed():

@@ -32,8 +32,8 @@ how many calls each source can have in flight at once (``None``: no bound):
 
 - a persistent client: one call at a time per call kind (each kind has its own thread), so
   ``count x len(calls)``; a per-call client opens a connection per call: unbounded;
-- the probe agent: one connection for every guest, so at most ``max_client_requests`` of the
-  server it enters (and never more than the number of guests);
+- the probe agent: one connection per guest; a probe that times out stays in flight, so
+  each guest can have up to ``max_client_requests`` probes in flight (``per_context``);
 - the engine's own operations run without a worker where they start (autostart at boot,
   reconnect at daemon start); their nested RPCs hold remote workers, one per guest.
 
@@ -129,6 +129,7 @@ class _Builder:
         self.graph: nx.DiGraph = nx.DiGraph(system=system.name, workload=workload.name)
         self.holds: list[Hold] = []
         self.notes: set[str] = set()
+        self.per_context: dict[str, int] = {}
 
     # -- infrastructure -----------------------------------------------------------------
     def node(self, node: str, kind: str, name: str, **attrs: object) -> None:
@@ -335,12 +336,13 @@ class _Builder:
             RECONNECT: len(guests),
         }
         hop = self.route(wl.probe.uri)
-        probe = len(guests)
+        per_guest = 1
         if hop is not None and hop.server is not None:
             servers = self.system.daemons[hop.daemon].servers
             spec = next(s for s in servers if s.name == hop.server)
-            probe = min(probe, spec.max_client_requests)
-        out[PROBE] = probe
+            per_guest = spec.max_client_requests
+        out[PROBE] = len(guests) * per_guest
+        self.per_context[PROBE] = per_guest
         for c in wl.workload.doc.clients:
             profile = wl.profiles.get(c.profile)
             if profile is not None:
@@ -358,6 +360,7 @@ class _Builder:
                 self.client(c.name, c.profile)
         self.graph.graph["holds"] = tuple(self.holds)
         self.graph.graph["sources"] = self.sources()
+        self.graph.graph["per_context"] = dict(self.per_context)
         self.graph.graph["notes"] = tuple(sorted(self.notes))
         self.graph.graph["live_units"] = tuple(sorted(self.live))
         return self.graph
@@ -381,3 +384,9 @@ def holds_of(graph: nx.DiGraph) -> tuple[Hold, ...]:
 def sources_of(graph: nx.DiGraph) -> dict[str, int | None]:
     sources: dict[str, int | None] = graph.graph.get("sources", {})
     return sources
+
+
+def per_context_of(graph: nx.DiGraph) -> dict[str, int]:
+    """Calls one guest-operation context of a source can have in flight (default 1)."""
+    per: dict[str, int] = graph.graph.get("per_context", {})
+    return per

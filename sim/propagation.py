@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from sim.depgraph import holds_of, sources_of
+from sim.depgraph import holds_of, per_context_of, sources_of
 
 EdgeFilter = Callable[[dict[str, Any]], bool]
 
@@ -43,12 +43,15 @@ def dependents(graph: nx.DiGraph, seeds: Iterable[str], ok: EdgeFilter) -> set[s
 def _in_flight(graph: nx.DiGraph, source: str, ctxs: set[str]) -> int | None:
     """How many calls ``source`` can have in flight from contexts ``ctxs`` (None: no bound).
 
-    A guest operation is one call at a time per guest (the probe loop, an autostart, a
-    reconnect); a client context stands for all its calls, bounded by its own figure.
+    A guest operation has one call at a time per guest (an autostart, a reconnect), or up to
+    its source's ``per_context`` figure (the probe: timed-out probes stay in flight, up to
+    the connection's request slots); a client context stands for all its calls, bounded by
+    its own figure.
     """
     cap = sources_of(graph).get(source)
     if all(graph.nodes[c]["kind"] == "op" for c in ctxs):
-        return len(ctxs) if cap is None else min(cap, len(ctxs))
+        n = len(ctxs) * per_context_of(graph).get(source, 1)
+        return n if cap is None else min(cap, n)
     return cap
 
 

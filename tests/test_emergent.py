@@ -241,13 +241,6 @@ def test_logging_daemon_crash_leaves_running_guests_running(shape):
     assert events(sim, system.daemons[logd].unit, "auto-restart") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: nested calls use the client connection's forward cache, so after "
-    "the logging daemon's crash every guest start of the persistent churn client fails with "
-    "'logOpenPipe: eof' and the daemon is never socket-activated again (LIBVIRT-FACTS 5c: "
-    "new guest starts work again once socket activation brings virtlogd back)",
-)
 @pytest.mark.parametrize("shape", [MODULAR, MONOLITHIC])
 def test_logging_daemon_crash_next_guest_start_reactivates_it(shape):
     model = experiment("logd-crash")
@@ -261,12 +254,6 @@ def test_logging_daemon_crash_next_guest_start_reactivates_it(shape):
     assert events(sim, logd, "spawned")[-1] > fault.at_s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: as for the logging daemon, the churn client's guest starts keep "
-    "failing with 'networkPortCreateXML: eof' after the network daemon restarted "
-    "(LIBVIRT-FACTS 5e: they recover on the next connection)",
-)
 def test_network_daemon_crash_guest_starts_recover_once_it_is_back():
     model = experiment("network-daemon-crash")
     system = system_of(model, MODULAR)

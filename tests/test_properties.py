@@ -15,7 +15,7 @@ resolves in the drawn topology), time and duration.
 
 Each property runs once per fault kind (``KINDS``) with a few derandomized examples and no
 shrinking, to keep the suite fast and its outcome fixed.  Counterexamples found along the
-way are pinned as plain tests under "regressions", marked ``xfail(strict=True)`` until fixed.
+way are pinned as plain regression tests under "regressions".
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Ledger:
             record(t0, client, proc, ok, err)
 
         sim.record_call = record_call  # type: ignore[method-assign]
-        sessions = [sim.operator, sim.probes.session] + [c.session for c in sim.clients]
+        sessions = [sim.operator, *sim.probes.sessions.values()] + [c.session for c in sim.clients]
         for session in sessions:
             session.call = self.wrap(session.call)  # type: ignore[method-assign]
 
@@ -298,12 +298,7 @@ OBJECT_HANG_BEYOND_REACH = (
 
 @pytest.mark.parametrize(
     ("kind", "scope"),
-    [
-        pytest.param(*ks, marks=pytest.mark.xfail(strict=True, reason=OBJECT_HANG_BEYOND_REACH))
-        if ks == ("hang", "object")
-        else ks
-        for ks in KINDS
-    ],
+    [ks for ks in KINDS],
     ids=STRATA_IDS,
 )
 @PROPERTY
@@ -349,7 +344,6 @@ def reach_of(topo: str, fault: Fault) -> set[str]:
     return set(reach_for_fault(system(topo), workload(), fault).guests)
 
 
-@pytest.mark.xfail(strict=True, reason=OBJECT_HANG_BEYOND_REACH)
 def test_static_reach_bounds_object_hang_on_one_guest() -> None:
     """A stuck lock on guest web-0 from t=200 s to 500 s.  Each probe of web-0 times out
     after 5 s but its server job waits on, holding one of the probe connection's
@@ -382,7 +376,6 @@ KEEPALIVE_INTERRUPT = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=KEEPALIVE_INTERRUPT)
 def test_keepalive_interrupt_leaks_no_worker() -> None:
     """The storage driver hangs from 100 s to 800 s: forwarded and per-call storage calls
     pile up on the hypervisor daemon's workers until all are busy and virt-manager's calls
@@ -411,7 +404,6 @@ class _Grants(deque[simpy.Event]):
         return super().popleft()
 
 
-@pytest.mark.xfail(strict=True, reason=KEEPALIVE_INTERRUPT)
 def test_keepalive_interrupt_keeps_object_lock_exclusive() -> None:
     """A stuck thread holds guest web-0's lock from 209 s to 609 s; probe jobs (from 209.7 s)
     and then virt-manager's call (211.8 s) wait for it.  Nothing may be granted the lock
@@ -437,27 +429,19 @@ def test_keepalive_interrupt_keeps_object_lock_exclusive() -> None:
 
 
 # ------------------------------------------------------------------------------ processes
-RUN_EXPERIMENT = (
-    "import sys; from pathlib import Path; from sim.runner import run_experiment; "
-    "run_experiment(sys.argv[1], out=Path(sys.argv[2]), replications=2, jobs=int(sys.argv[3]))"
-)
-
-
 def test_summary_byte_identical_across_processes(tmp_path: Path) -> None:
-    """The same experiment run in two processes with different PYTHONHASHSEED (and a
-    different number of worker processes) writes byte-identical summary.json."""
+    """The same experiment run by ``python -m sim run`` in two processes with different
+    PYTHONHASHSEED (and a different number of worker processes) writes byte-identical
+    summary.json."""
     experiment = Path(__file__).parent / "fixtures" / "determinism.yaml"
     outs = []
     for hashseed, jobs in (("0", "1"), ("4242", "2")):
         out = tmp_path / f"run-{hashseed}"
         env = os.environ | {"PYTHONHASHSEED": hashseed}
-        subprocess.run(
-            [sys.executable, "-c", RUN_EXPERIMENT, str(experiment), str(out), jobs],
-            check=True,
-            cwd=ROOT,
-            env=env,
-            timeout=120,
-        )
+        command = [sys.executable, "-m", "sim", "run", str(experiment), "--out", str(out)]
+        command += ["--replications", "2", "--jobs", jobs]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
         outs.append(out)
     first, second = ((out / "summary.json").read_bytes() for out in outs)
     assert first == second
@@ -480,14 +464,6 @@ for r in sim.collector.calls:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug (CONVENTIONS 6): DaemonRT._end interrupts a dying daemon's jobs in "
-        "sorted(jobs, key=id) order, i.e. by memory address, so the order of what happens "
-        "at one instant depends on the process's memory layout"
-    ),
-)
 def test_event_order_independent_of_memory_layout() -> None:
     """The storage driver hangs from 100 s, so ~250 calls wait in the monolithic daemon
     when it crashes at 650 s; three processes that differ only in how much memory they

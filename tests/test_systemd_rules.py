@@ -12,7 +12,7 @@ asserts the exact event trace, ``(t, subject, what)``.  Times to remember:
 - service times: ``hvList``/``hvInfo``/``hvStop``/``auxList`` 10 ms, ``auxUse`` 5 ms,
   ``hvStart`` 500 ms, ``hvBusy``/``auxSlow`` 1 s.
 
-Tests marked ``xfail(strict=True)`` expose engine bugs; each reason says what is wrong.
+Each test is named after the rule it checks; a failure names the rule that broke.
 """
 
 from __future__ import annotations
@@ -121,11 +121,6 @@ def test_stop_by_the_manager_is_not_restarted():
     assert data_of(c, A, "exited") == [{"code": 0, "why": "admin stop"}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a stop while the service waits out RestartSec does not cancel the "
-    "pending auto-restart (Manager.stop ignores a failed service; _restart_later fires)",
-)
 def test_stop_during_restart_sec_cancels_the_auto_restart():
     sim = make_sim(
         scenario=scenario(faults=[crash(10)], actions=[action("stop", 10.05, unit=A_SVC)])
@@ -229,12 +224,6 @@ def test_reset_failed_brings_the_socket_back_and_the_next_connection_activates()
     assert call.ok and call.t_end == pytest.approx(40.31)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: at the start limit every socket of the service is failed, also one "
-    "that never listened (systemd's socket_trigger_notify ignores sockets that are already "
-    "down); Manager._start_limit_failure fails them all",
-)
 def test_start_limit_hit_fails_only_the_sockets_that_were_listening():
     sim = make_sim(scenario=scenario(faults=[crash_loop(10)]))
     run(sim, 20)
@@ -242,11 +231,6 @@ def test_start_limit_hit_fails_only_the_sockets_that_were_listening():
     assert sim.manager.units[A_TCP].state == "inactive"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the reset-failed action starts every socket of the service, also one "
-    "the preset left disabled and that never ran (faults._action)",
-)
 def test_reset_failed_does_not_start_a_socket_that_never_ran():
     sim = make_sim(
         scenario=scenario(faults=[crash_loop(10)], actions=[action("reset-failed", 30, unit=A_SVC)])
@@ -396,12 +380,6 @@ def test_start_stops_a_conflicting_unit():
     assert sim.guests.by_name["g1"].state == "running"  # KillMode=process
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Conflicts= is not symmetric; starting B must stop A when A says "
-    "Conflicts=B (systemd.unit(5): 'starting the former will stop the latter and vice "
-    "versa'); Manager._pull_deps only reads the starting unit's own conflicts",
-)
 def test_start_stops_a_unit_that_conflicts_with_it():
     system = variant(units={A_SVC: {"conflicts": [B_SVC]}})
     sim = make_sim(system)
@@ -439,11 +417,6 @@ def test_without_ordering_services_start_in_parallel():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Before= is ignored; 'A Before=B' must order B's start after A's as "
-    "'B After=A' does (Manager._run_start reads only the starting unit's After=)",
-)
 def test_before_ordering_is_the_inverse_of_after():
     system = variant(units={A_SVC: {"before": [B_SVC]}}, preset=[("enable", "*")])
     c = run(make_sim(system), 10)
@@ -823,12 +796,6 @@ def test_dead_cached_forward_connection_fails_calls_with_eof_until_the_client_re
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: when a forwarding daemon dies, its forward connections stay open on "
-    "the other daemon (they are closed only when the client closes its own, dead, "
-    "connection), so the other daemon never sees EOF and never idle-exits",
-)
 def test_forward_connections_of_a_dead_daemon_are_closed():
     sim = make_sim(scenario=scenario(faults=[crash(10)]))
     s = Session(sim, "persistent", None, None)
@@ -838,14 +805,6 @@ def test_forward_connections_of_a_dead_daemon_are_closed():
     assert (40.0, B, "idle-exit") in trace(c, B)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: nested calls of a procedure share the client connection's forward "
-    "cache, so once the other daemon restarts every later guest start on that client "
-    "connection fails with eof; libvirt opens a connection per operation for them "
-    "(virGetConnectNetwork -> virConnectOpen, virLogManagerNew per log context); only "
-    "forwarded API calls use the per-client cache (remoteGetNetworkConn)",
-)
 def test_nested_calls_of_a_later_operation_reach_the_restarted_daemon():
     sim = make_sim(scenario=scenario(faults=[crash(20, daemon=B)]))
     s = Session(sim, "persistent", None, None)
@@ -857,12 +816,6 @@ def test_nested_calls_of_a_later_operation_reach_the_restarted_daemon():
     assert (again.ok, again.error) == (True, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a client that finds its cached connection dead emits 'disconnected' "
-    "on every later attempt: Session.call closes the dead connection but keeps it cached "
-    "when the reconnect fails",
-)
 def test_a_client_reports_a_lost_connection_once():
     sim = make_sim(scenario=scenario(faults=[crash_loop(10)]))
     s = Session(sim, "persistent", None, None)

@@ -9,10 +9,15 @@ A timeout abandons the call on the client side only; the daemon's job runs on an
 worker.  Keepalive (when the client enables it) detects a daemon whose event loop is stuck
 ``interval * (count + 1)`` seconds after it stopped answering (LIBVIRT-FACTS 3).
 
-Probes are the measuring instrument: one monitoring agent with one connection calls the
-probe procedure for every running guest every ``every_s``; a guest is unmanageable from the
-start of a probe that fails or misses the SLO until a probe succeeds within it.  Probe cost:
-one call per guest per period on one connection, so at most ``max_client_requests`` workers.
+Probes are the measuring instrument: a monitoring agent calls the probe procedure for every
+running guest every ``every_s``, over one connection per guest, so that one guest's stuck
+calls cannot hold up the probes of another (a single shared connection would stall on its
+own ``max_client_requests`` slots and measure the agent, not the daemon).  A guest is
+unmanageable from the start of a probe that fails or misses the SLO until a probe succeeds
+within it.  Cost: one short call per guest per period (5 calls/s for 50 guests every 10 s,
+well under 1% of one worker), one connection per guest (which, like any client's, keeps an
+idle daemon from exiting), and a timed-out probe keeps its worker until the daemon answers,
+so a stuck guest holds at most ``max_client_requests`` workers through its probes.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class Session:
         if conn is None or not conn.usable:
             if conn is not None:
                 conn.close()
+                del self.conns[uri]
                 self.sim.collector.emit(t0, self.label, "disconnected", uri=uri)
             if env.now < self.retry_at.get(uri, 0.0):
                 return None
@@ -179,7 +185,9 @@ class Probes:
         self.spec = spec
         self.proc = sim.procs[spec.procedure]
         self.slo_s = spec.slo_ms / 1000.0
-        self.session = Session(sim, "probe", spec.timeout_s, None)
+        self.sessions = {
+            g.name: Session(sim, "probe", spec.timeout_s, None) for g in sim.guests.all
+        }
         self.open_since: dict[str, float] = {}
         self.loops: dict[str, simpy.Process] = {}
         self.rng = sim.streams.get("probe")
@@ -200,7 +208,8 @@ class Probes:
         yield env.timeout(self.phase[guest.name])
         while guest.state == RUNNING:
             t0 = env.now
-            result = yield from self.session.call(self.spec.uri, self.proc, guest.name, False)
+            session = self.sessions[guest.name]
+            result = yield from session.call(self.spec.uri, self.proc, guest.name, False)
             good = result is not None and result[0] and env.now - t0 <= self.slo_s
             if guest.state != RUNNING:
                 break

@@ -50,7 +50,7 @@ class DaemonRT:
         self.servers: dict[str, ServerRT] = {}
         self.server_of_socket = {s: srv.name for srv in spec.servers for s in srv.sockets}
         self.locks: dict[Any, Lock] = {}
-        self.jobs: set[simpy.Process] = set()
+        self.jobs: dict[simpy.Process, None] = {}  # insertion-ordered: deterministic
         self.connections = 0
         self.idle_token = 0
         self.loop_block: simpy.Event | None = None
@@ -62,6 +62,7 @@ class DaemonRT:
         self.cpu_ms = 0.0
         self.death: simpy.Event = sim.env.event()
         self.ka_waiters: dict[simpy.Process, tuple[float, float]] = {}
+        self.outbound: set[Any] = set()
         self.stuck_objects: set[Any] = set()
         self.stuck_held: dict[Any, int] = {}
 
@@ -76,7 +77,7 @@ class DaemonRT:
         for key in sorted(self.stuck_objects, key=repr):
             self.lock(key).held = True
             self.stuck_held[key] = self.gen
-        self.jobs = set()
+        self.jobs = {}
         self.ka_waiters = {}
         self.connections = 0
         self.loop_block = None
@@ -123,8 +124,8 @@ class DaemonRT:
         self.ready = False
         self.sim.collector.emit(self.env.now, self.name, "exited", code=code, why=why)
         self.death.succeed()
-        jobs, self.jobs = self.jobs, set()
-        for job in sorted(jobs, key=id):
+        jobs, self.jobs = self.jobs, {}
+        for job in jobs:
             if job.is_alive:
                 job.interrupt("eof")
         if self.loop_block is not None and not self.loop_block.triggered:
@@ -132,6 +133,8 @@ class DaemonRT:
         for ev in self.hung_drivers.values():
             if not ev.triggered:
                 ev.succeed()
+        for conn in sorted(self.outbound, key=lambda c: (c.daemon.name, c.gen, c.label)):
+            conn.close()
         self.sim.guests.daemon_died(self)
         self.sim.manager.service_exited(self.service, code, by_manager)
 

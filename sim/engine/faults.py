@@ -169,8 +169,10 @@ def _action(sim: Simulation, action: Action) -> Generator[simpy.Event, Any, None
             service = manager.units[unit]
             manager.reset_failed(unit)
             for sock in getattr(service, "sockets", []):
+                was_failed = sock.state == "failed"
                 manager.reset_failed(sock.name)
-                manager.start(sock.name, "admin reset-failed")
+                if was_failed:
+                    manager.start(sock.name, "admin reset-failed")
         if action.kind in ("restart", "start"):
             manager.start(unit, f"admin {action.kind}")
 

@@ -69,6 +69,16 @@ class WorkerPool:
                 return
         self.busy_prio -= 1
 
+    def cancel(self, event: simpy.Event) -> None:
+        """A waiter gives up: drop its place, or hand back a grant it never used."""
+        if event.triggered:
+            self.release(event.value)
+            return
+        for i, (_, waiting) in enumerate(self.waiting):
+            if waiting is event:
+                del self.waiting[i]
+                return
+
     @property
     def busy(self) -> int:
         return self.busy_normal + self.busy_prio
@@ -98,6 +108,12 @@ class Lock:
         else:
             self.held = False
 
+    def cancel(self, event: simpy.Event) -> None:
+        if event.triggered:
+            self.release()
+        elif event in self.waiting:
+            self.waiting.remove(event)
+
 
 class Slots:
     """A counting semaphore (requests in flight on one connection)."""
@@ -123,3 +139,9 @@ class Slots:
             self.waiting.popleft().succeed()
         else:
             self.used -= 1
+
+    def cancel(self, event: simpy.Event) -> None:
+        if event.triggered:
+            self.release()
+        elif event in self.waiting:
+            self.waiting.remove(event)

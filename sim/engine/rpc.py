@@ -55,9 +55,14 @@ class ProcRT:
 class ConnRT:
     """One client-side connection to one daemon process generation."""
 
-    __slots__ = ("daemon", "forwards", "gen", "is_open", "label", "server", "slots")
+    __slots__ = ("daemon", "forwards", "gen", "is_open", "label", "owner", "server", "slots")
 
-    def __init__(self, daemon: DaemonRT, server: ServerRT, label: str) -> None:
+    def __init__(
+        self, daemon: DaemonRT, server: ServerRT, label: str, owner: DaemonRT | None = None
+    ) -> None:
+        self.owner = owner
+        if owner is not None:
+            owner.outbound.add(self)
         self.daemon = daemon
         self.gen = daemon.gen
         self.server = server
@@ -75,6 +80,8 @@ class ConnRT:
         if not self.is_open:
             return
         self.is_open = False
+        if self.owner is not None:
+            self.owner.outbound.discard(self)
         d = self.daemon
         if d.alive and d.gen == self.gen:
             self.server.clients -= 1
@@ -88,7 +95,10 @@ def open_conn(
     sim: Simulation, uri: str, label: str, exclude: DaemonRT | None = None
 ) -> Generator[simpy.Event, Any, ConnRT | str]:
     """Connect to the first existing socket path of ``uri``'s route; returns the connection
-    or an error string (``enoent``: no path exists; ``econnrefused``; ``eof``)."""
+    or an error string (``enoent``: no path exists; ``econnrefused``; ``eof``).
+
+    ``exclude`` is the daemon opening the connection (a daemon never connects to itself); it
+    owns the connection, which closes when that daemon's process ends."""
     for sock, daemon in sim.routes[uri]:
         if daemon is not exclude and sock.path_present:
             break
@@ -104,7 +114,7 @@ def open_conn(
     if not daemon.alive:
         return "eof"
     server = daemon.servers[daemon.server_of_socket[sock.name]]
-    conn = ConnRT(daemon, server, label)
+    conn = ConnRT(daemon, server, label, exclude)
     server.clients += 1
     daemon.opened()
     connect = sim.connect_proc
@@ -119,37 +129,58 @@ def open_conn(
 def server_job(
     sim: Simulation, conn: ConnRT, proc: ProcRT, target: str | None
 ) -> Generator[simpy.Event, Any, Result]:
-    """The daemon side of one call: slot, event loop, worker, dispatch, reply."""
+    """The daemon side of one call: slot, event loop, worker, dispatch, reply.
+
+    An interrupt (the daemon died, or the client's keepalive gave up) may come while the job
+    waits in a queue: the wait is cancelled, so nothing is granted to a job that is gone.
+    """
     d = conn.daemon
     if not conn.usable:
         return False, "eof"
     me = cast(simpy.Process, sim.env.active_process)
-    d.jobs.add(me)
+    d.jobs[me] = None
+    slots, pool = conn.slots, conn.server.pool
+    has_slot, kind = False, -1
     try:
-        ev = conn.slots.acquire()
+        ev = slots.acquire()
         if ev is not None:
-            yield ev
+            yield from _wait_for(ev, slots)
+        has_slot = True
         if d.loop_block is not None:
             yield d.loop_block
-        pool = conn.server.pool
-        kind = pool.acquire(proc.high)
-        if not isinstance(kind, int):
-            kind = yield kind
-        try:
-            if proc.driver is None or proc.driver in d.drivers:
-                result = yield from execute(sim, d, proc, target, conn.forwards)
-            else:
-                result = yield from remote(sim, d, proc, target, conn.forwards)
-        finally:
-            pool.release(kind)
-            conn.slots.release()
+        got = pool.acquire(proc.high)
+        if not isinstance(got, int):
+            got = yield from _wait_for(got, pool)
+        kind = got
+        if proc.driver is not None and proc.driver not in d.drivers:
+            result = yield from remote(sim, d, proc, target, conn.forwards)
+        elif proc.calls:
+            result = yield from run_operation(sim, d, proc, target)
+        else:
+            result = yield from execute(sim, d, proc, target, NO_CONNS)
+        pool.release(kind)
+        slots.release()
+        has_slot, kind = False, -1
         if d.loop_block is not None:
             yield d.loop_block
         return result
     except simpy.Interrupt as exc:
         return False, str(exc.cause)
     finally:
-        d.jobs.discard(me)
+        if kind >= 0:
+            pool.release(kind)
+        if has_slot:
+            slots.release()
+        d.jobs.pop(me, None)
+
+
+def _wait_for(event: simpy.Event, queue: Any) -> Generator[simpy.Event, Any, Any]:
+    """Wait for a queued grant; on an interrupt, give the place (or the grant) back."""
+    try:
+        return (yield event)
+    except simpy.Interrupt:
+        queue.cancel(event)
+        raise
 
 
 def dispatch(
@@ -194,15 +225,15 @@ def execute(
         if proc.lock_driver:
             lock = d.lock(proc.driver)
             ev = lock.acquire()
-            held.append(lock)
             if ev is not None:
-                yield ev
+                yield from _wait_for(ev, lock)
+            held.append(lock)
         if proc.lock_object and target is not None:
             lock = d.lock((proc.target_kind, target))
             ev = lock.acquire()
-            held.append(lock)
             if ev is not None:
-                yield ev
+                yield from _wait_for(ev, lock)
+            held.append(lock)
         effect = proc.guest_effect
         if effect == "start" and not sim.guests.begin_start(target, d):
             return False, "invalid-state"
@@ -232,19 +263,34 @@ def nested(
     return OK
 
 
+NO_CONNS: dict[str, ConnRT] = {}
+"""Shared by procedures without nested calls, which never open a connection (never written)."""
+
+
+def run_operation(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None
+) -> Generator[simpy.Event, Any, Result]:
+    """Execute ``proc`` with its own connections to other daemons: a driver's nested calls
+    open a connection per operation (``virGetConnectNetwork()`` and its siblings open one
+    unless a test overrides the thread-local), closed when the operation ends.  Only calls
+    the dispatcher forwards use the client connection's cached ones (LIBVIRT-FACTS 4.1)."""
+    conns: dict[str, ConnRT] = {}
+    try:
+        return (yield from execute(sim, d, proc, target, conns))
+    finally:
+        for conn in list(conns.values()):
+            conn.close()
+
+
 def run_internal(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None
 ) -> Generator[simpy.Event, Any, Result]:
-    """An operation the daemon runs on its own (autostart, reconnect): no worker, and
-    connections to other daemons opened for this operation and closed after it."""
-    conns: dict[str, ConnRT] = {}
+    """An operation the daemon runs on its own (autostart, reconnect): no worker."""
     me = cast(simpy.Process, sim.env.active_process)
-    d.jobs.add(me)
+    d.jobs[me] = None
     try:
-        return (yield from execute(sim, d, proc, target, conns))
+        return (yield from run_operation(sim, d, proc, target))
     except simpy.Interrupt:
         return False, "eof"
     finally:
-        d.jobs.discard(me)
-        for conn in conns.values():
-            conn.close()
+        d.jobs.pop(me, None)

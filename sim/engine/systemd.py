@@ -60,6 +60,7 @@ class ServiceRT(UnitRT):
         self.starts: deque[float] = deque()
         self.ready_waiters: list[simpy.Event] = []
         self.sockets: list[SocketRT] = []
+        self.restart_token = 0
 
     def start_limit_hit(self) -> bool:
         """Record a start; True if it exceeds the start limit (systemd's ratelimit)."""
@@ -144,11 +145,17 @@ class Manager:
                 service.sockets.append(unit)
         self.bound_by: dict[str, list[str]] = {}
         self.required_by: dict[str, list[str]] = {}
+        self.conflicted_by: dict[str, list[str]] = {}
+        self.ordered_before: dict[str, list[str]] = {}
         for spec in sim.system.topology.doc.units:
             for other in spec.binds_to:
                 self.bound_by.setdefault(other, []).append(spec.name)
             for other in spec.requires:
                 self.required_by.setdefault(other, []).append(spec.name)
+            for other in spec.conflicts:
+                self.conflicted_by.setdefault(other, []).append(spec.name)
+            for other in spec.before:
+                self.ordered_before.setdefault(other, []).append(spec.name)
 
     # ------------------------------------------------------------------ queries
     def service(self, name: str) -> ServiceRT:
@@ -202,7 +209,7 @@ class Manager:
 
     def _pull_deps(self, unit: UnitRT, reason: str) -> None:
         spec = unit.spec
-        for other in spec.conflicts:
+        for other in spec.conflicts + self.conflicted_by.get(unit.name, []):
             if other in self.units and self.units[other].state in (ACTIVE, ACTIVATING, LISTENING):
                 self.stop(other, f"conflicts with {unit.name}")
         for other in spec.requires + spec.binds_to + spec.wants:
@@ -229,7 +236,7 @@ class Manager:
         return True
 
     def _run_start(self, svc: ServiceRT) -> Generator[simpy.Event, Any, None]:
-        for other in svc.spec.after:
+        for other in svc.spec.after + self.ordered_before.get(svc.name, []):
             unit = self.units.get(other)
             if isinstance(unit, ServiceRT) and unit.state == ACTIVATING:
                 yield unit.wait_active()
@@ -250,7 +257,7 @@ class Manager:
         svc.result = "start-limit-hit"
         svc.set_state(FAILED, result=svc.result)
         svc.settle_waiters()
-        for sock in svc.sockets:
+        for sock in [s for s in svc.sockets if s.listening]:
             self._fail_socket(sock, "service-start-limit-hit")
         self._propagate_down(svc.name, explicit=False)
 
@@ -270,15 +277,18 @@ class Manager:
         svc.settle_waiters()
         restart = svc.spec.restart
         if not by_manager and (restart == "always" or (restart == "on-failure" and failed)):
-            self.sim.env.process(self._restart_later(svc))
+            svc.restart_token += 1
+            self.sim.env.process(self._restart_later(svc, svc.restart_token))
         self._propagate_down(svc.name, explicit=by_manager)
         if svc.state != ACTIVATING:
             for sock in svc.sockets:
                 if sock.listening and sock.backlog:
                     self._activate(sock)
 
-    def _restart_later(self, svc: ServiceRT) -> Generator[simpy.Event, Any, None]:
+    def _restart_later(self, svc: ServiceRT, token: int) -> Generator[simpy.Event, Any, None]:
         yield self.sim.env.timeout(svc.spec.restart_sec)
+        if token != svc.restart_token:
+            return  # stopped (or started) meanwhile
         if svc.state in (FAILED, INACTIVE) and svc.result != "start-limit-hit":
             self.sim.collector.emit(self.sim.env.now, svc.name, "auto-restart")
             self._start_service(svc, "restart")
@@ -305,11 +315,12 @@ class Manager:
                 self._propagate_down(name, explicit=True)
             return
         if isinstance(unit, ServiceRT):
+            unit.restart_token += 1  # a stop cancels a pending automatic restart
             daemon = self.sim.daemon_of_service.get(name)
             if daemon is not None and daemon.alive:
                 daemon.terminate(0, by_manager=True, why=reason)
                 return
-            if unit.state in (ACTIVE, ACTIVATING):
+            if unit.state in (ACTIVE, ACTIVATING, FAILED):
                 unit.set_state(INACTIVE, reason=reason)
                 unit.settle_waiters()
                 self._propagate_down(name, explicit=True)

@@ -72,7 +72,7 @@ class WorkerPool:
     def cancel(self, event: simpy.Event) -> None:
         """A waiter gives up: drop its place, or hand back a grant it never used."""
         if event.triggered:
-            self.release(event.value)
+            self.release(int(event.value))
             return
         for i, (_, waiting) in enumerate(self.waiting):
             if waiting is event:

@@ -72,7 +72,7 @@ class WorkerPool:
     def cancel(self, event: simpy.Event) -> None:
         """A waiter gives up: drop its place, or hand back a grant it never used."""
         if event.triggered:
-            self.release(int(event.value))
+            self.release(event.value if isinstance(event.value, int) else NORMAL)
             return
         for i, (_, waiting) in enumerate(self.waiting):
             if waiting is event:

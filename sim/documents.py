@@ -48,7 +48,7 @@ def _workload(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
 
 def _experiment(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
     e = load_experiment(path)
-    counts = (("topologies", len(e.systems)), ("scenarios", len(e.doc.scenarios)))
+    counts = (("topologies", len(e.systems)), ("scenarios", len(e.scenarios)))
     return e.doc.name, (*counts, ("hypotheses", len(e.doc.hypotheses)))
 
 

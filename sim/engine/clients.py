@@ -90,7 +90,7 @@ class Session:
         """
         env, t0 = self.env, self.env.now
         conn = None if per_call else self.conns.get(uri)
-        if conn is None or not conn.usable:
+        if conn is None or not (conn.is_open and conn.daemon.alive and conn.daemon.gen == conn.gen):
             if conn is not None:
                 conn.close()
                 del self.conns[uri]

@@ -135,7 +135,7 @@ def server_job(
     waits in a queue: the wait is cancelled, so nothing is granted to a job that is gone.
     """
     d = conn.daemon
-    if not conn.usable:
+    if not (conn.is_open and d.alive and d.gen == conn.gen):
         return False, "eof"
     me = cast(simpy.Process, sim.env.active_process)
     d.jobs[me] = None
@@ -216,7 +216,7 @@ def execute(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
 ) -> Generator[simpy.Event, Any, Result]:
     """Run ``proc`` inside daemon ``d``: driver hang, locks, nested calls, service time."""
-    if proc.driver is not None:
+    if d.hung_drivers and proc.driver is not None:
         hang = d.hung_drivers.get(proc.driver)
         if hang is not None:
             yield hang

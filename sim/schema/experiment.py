@@ -262,6 +262,15 @@ class Experiment(Strict):
     sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 
+    @field_validator("snapshots_s")
+    @classmethod
+    def _snapshots(cls, snapshots: list[float], info: ValidationInfo) -> list[float]:
+        duration = info.data.get("duration_s")
+        late = [t for t in snapshots if duration is not None and t >= duration]
+        if late:
+            raise ValueError(f"snapshots must be < duration_s ({duration}), got {late}")
+        return snapshots
+
     @field_validator("warmup_s")
     @classmethod
     def _window(cls, warmup_s: float, info: ValidationInfo) -> float:

@@ -162,6 +162,13 @@ class MatrixTarget(Strict):
     clients: list[ClientDecl] = Field(default_factory=list)
 
 
+class MatrixAction(Strict):
+    """An operator action on the row's target (the same target the fault uses)."""
+
+    kind: Literal["restart", "start", "stop", "reset-failed"]
+    at_s: NonNeg
+
+
 class MatrixFault(Strict):
     """One column of the fault matrix: a fault without its target; ``on`` says which of the
     row's targets it uses (rows without it are skipped)."""
@@ -174,7 +181,7 @@ class MatrixFault(Strict):
     factor: Annotated[float, Field(ge=1)] = 10.0
     count: Annotated[int, Field(ge=1)] = 100
     after_start_s: NonNeg = 0.5
-    actions: list[Action] = Field(default_factory=list)
+    actions: list[MatrixAction] = Field(default_factory=list)
 
 
 class Matrix(Strict):

@@ -226,11 +226,16 @@ def run(
                 raise typer.Exit(130) from None
         console = _console()
         console.print(render.summary_table(outcome.summary))
-        for h in outcome.hypotheses:
-            mark = "held" if h["held"] else "DEVIATED"
+        deviated = [h for h in outcome.hypotheses if not h["held"]]
+        if outcome.hypotheses:
+            held = len(outcome.hypotheses) - len(deviated)
+            console.print(f"hypotheses: {held} held, {len(deviated)} deviated", markup=False)
+        for h in deviated:
+            bounds = f"min {h['min']}, max {h['max']}"
             console.print(
-                f"hypothesis {h['hypothesis']} [{h['scenario']} / {h['topology']}]: "
-                f"{h['metric']} = {h['mean']:g}: {mark}"
+                f"  DEVIATED {h['hypothesis']} ({h['scenario']} / {h['topology']}): "
+                f"{h['metric']} = {h['mean']:g}, expected {bounds}",
+                markup=False,
             )
         if outcome.resumed:
             console.print(f"resumed: {outcome.resumed} runs were already done")

@@ -828,3 +828,23 @@ def test_a_client_reports_a_lost_connection_once():
 
 def test_fixture_topology_is_the_base_of_every_variant():
     assert variant().topology.doc == base_system().topology.doc
+
+
+def test_max_clients_makes_new_connections_wait_in_the_backlog():
+    system = variant(
+        daemons={
+            A: {
+                "servers": [
+                    s.model_dump() | {"max_clients": 1} for s in base_system().daemons[A].servers
+                ]
+            }
+        }
+    )
+    sim = make_sim(system=system)
+    first = call_at(sim, 10, HV, "hvBusy")  # holds the only client slot until 11
+    second = call_at(sim, 10.5, HV, "hvList")  # accepted when the first connection closes
+    seen = observe(sim, 10.6, lambda: sim.daemons[A].connections)
+    run(sim, 20)
+    assert seen == [1]
+    assert first.ok and first.t_end == pytest.approx(11.0)
+    assert second.ok and second.t_end == pytest.approx(11.01)

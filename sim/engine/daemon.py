@@ -143,18 +143,29 @@ class DaemonRT:
     def accepting(self) -> bool:
         return self.ready and self.loop_block is None
 
+    def server_for(self, sock: SocketRT) -> ServerRT:
+        return self.servers[self.server_of_socket[sock.name]]
+
+    def _admit(self, sock: SocketRT) -> bool:
+        """Take a client slot on the socket's server; at ``max_clients`` the daemon stops
+        accepting and connections wait in the backlog (LIBVIRT-FACTS 3)."""
+        server = self.server_for(sock)
+        if server.clients >= server.spec.max_clients:
+            return False
+        server.clients += 1
+        return True
+
     def accept_backlog(self) -> None:
         if not self.accepting:
             return
         for sock in self.service.sockets:
-            backlog, sock.backlog = sock.backlog, []
-            for event in backlog:
-                event.succeed(None)
+            while sock.backlog and self._admit(sock):
+                sock.backlog.pop(0).succeed(None)
 
     def connect(self, sock: SocketRT) -> simpy.Event | None:
-        """A connection reaches this daemon's socket: ``None`` if accepted now, else an event
-        whose value is ``None`` when accepted or an error string."""
-        if self.accepting:
+        """A connection reaches this daemon's socket: ``None`` if accepted now (a client slot
+        is taken), else an event whose value is ``None`` once accepted, or an error string."""
+        if self.accepting and not sock.backlog and self._admit(sock):
             return None
         if self.alive or self.service.state == ACTIVATING:
             event = self.env.event()
@@ -166,8 +177,11 @@ class DaemonRT:
         self.connections += 1
         self.idle_token += 1
 
-    def closed(self) -> None:
+    def closed(self, server: ServerRT) -> None:
+        server.clients -= 1
         self.connections -= 1
+        if any(sock.backlog for sock in self.service.sockets):
+            self.accept_backlog()
         if self.connections == 0:
             self.check_idle()
 

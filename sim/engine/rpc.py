@@ -84,8 +84,7 @@ class ConnRT:
             self.owner.outbound.discard(self)
         d = self.daemon
         if d.alive and d.gen == self.gen:
-            self.server.clients -= 1
-            d.closed()
+            d.closed(self.server)
         forwards, self.forwards = self.forwards, {}
         for conn in forwards.values():
             conn.close()
@@ -113,9 +112,7 @@ def open_conn(
             return str(err)
     if not daemon.alive:
         return "eof"
-    server = daemon.servers[daemon.server_of_socket[sock.name]]
-    conn = ConnRT(daemon, server, label, exclude)
-    server.clients += 1
+    conn = ConnRT(daemon, daemon.server_for(sock), label, exclude)
     daemon.opened()
     connect = sim.connect_proc
     if connect is not None:

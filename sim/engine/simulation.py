@@ -92,7 +92,7 @@ class Simulation:
 
     # ----------------------------------------------------------------- compile
     def _compile_catalog(self) -> None:
-        cat, system = self.system.catalog.doc, self.system
+        cat = self.system.catalog.doc
         self.driver_uri = {d.name: d.uri for d in cat.drivers}
         self.guest_drivers = sorted(d.name for d in cat.drivers if d.hosts_guests)
         self.inhibiting_drivers = frozenset(
@@ -113,7 +113,6 @@ class Simulation:
                 for c in p.calls
             ]
         self.start_proc = self.procs[cat.lifecycle.start]
-        self.connect_proc: ProcRT | None = None
         self.reconnect_proc = {
             d.name: self.procs[d.reconnect_procedure]
             for d in cat.drivers
@@ -121,7 +120,6 @@ class Simulation:
         }
         self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
         self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
-        del system
 
     def _compile_routes(self) -> dict[str, list[tuple[SocketRT, DaemonRT]]]:
         routes = {}

@@ -3,9 +3,6 @@
 Thin by design: each verb parses its arguments, calls library functions and maps errors to
 exit codes (DESIGN 5): 0 ok; 1 completed but a hypothesis deviated; 2 invalid input (each
 problem printed as ``file:line: field: message``, never a traceback); 3 internal failure.
-
-Verbs still to come, each to be added here as one more ``@app.command()`` over its library
-module: ``report``, ``gate``, ``diff``, ``import-units``.
 """
 
 from __future__ import annotations
@@ -265,6 +262,224 @@ def replay(
             console.print(render.timeline(r.task, r.events, limit))
             same = "matches runs.jsonl" if r.matches else "DIFFERS from runs.jsonl"
             console.print(f"trace: {r.trace_file} ({len(r.events)} events; metrics {same})")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results folder written by `run`.")],
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="Draw figures/ (SVG and PNG).")
+    ] = True,
+    timelines: Annotated[
+        bool,
+        typer.Option(help="Re-run replication 0 of the chosen scenarios and draw timelines."),
+    ] = True,
+    timeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--timeline",
+            metavar="GLOB",
+            help="Draw timelines for the scenarios matching this glob (repeatable; "
+            "default: every scenario, or at most 24 with the largest differences).",
+        ),
+    ] = None,
+) -> None:
+    """Write report.md, report.html (self-contained) and figures/ into RESULTS."""
+    from sim.report import FigureOptions, write_report
+
+    with _guard():
+        opts = FigureOptions(timelines=timelines, timeline_scenarios=tuple(timeline or ()))
+        files = write_report(results, figures=figures, options=opts)
+        for note in files.notes:
+            _err(f"note: {note}")
+        typer.echo(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure files")
+
+
+# ------------------------------------------------------------------ import-units, diff, gate
+def _default_map() -> Path:
+    """The only ``models/*/import-map.yaml`` under the working directory."""
+    found = sorted(Path("models").glob("*/import-map.yaml"))
+    if len(found) != 1:
+        msg = f"give --map: found {len(found)} models/*/import-map.yaml files here"
+        raise ConfigError.single("--map", msg)
+    return found[0]
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a report or model file atomically, creating its folder."""
+    from sim.runner import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
+
+
+@app.command("import-units")
+def import_units_cmd(
+    units: Annotated[
+        list[Path],
+        typer.Option(
+            "--units",
+            help="A unit directory; repeat, lowest precedence first "
+            "(/usr/lib/systemd/system, then /etc/systemd/system).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The topology file to write.")],
+    preset: Annotated[
+        list[Path] | None,
+        typer.Option("--preset", help="A preset file or directory (repeatable)."),
+    ] = None,
+    conf: Annotated[
+        Path | None, typer.Option("--conf", help="The daemons' config directory.")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--map", help="Import mapping [default: the one models/*/import-map.yaml]."),
+    ] = None,
+    root: Annotated[
+        Path, typer.Option(help="Host root under which absolute EnvironmentFile= paths are read.")
+    ] = Path("/"),
+    name: Annotated[
+        str | None, typer.Option(help="Topology name [default: the output file's stem].")
+    ] = None,
+) -> None:
+    """Build a topology from systemd units, presets and daemon configs.
+
+    Directives and settings the model cannot represent are listed here and in the file's
+    '# unsupported:' header; a file that cannot be parsed is an error naming file and line.
+    """
+    from sim.importer import Inputs, import_units, to_yaml
+
+    with _guard():
+        inputs = Inputs(units, mapping or _default_map(), out, preset or (), conf, root, name)
+        result = import_units(inputs)
+        _write_text(out, to_yaml(result))
+        system = load_system(out)
+        enabled = sorted(system.enabled & set(system.units))
+        typer.echo(
+            f"wrote {out}: {len(system.daemons)} daemons, {len(system.units)} units, "
+            f"{len(system.routes)} routes; {len(enabled)} units enabled"
+        )
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(f"unsupported ({len(result.unsupported)}, also in the file header):")
+        for item in result.unsupported:
+            typer.echo(f"  {item}")
+
+
+@app.command()
+def diff(
+    model_a: Annotated[Path, typer.Argument(help="The old topology.")],
+    model_b: Annotated[Path, typer.Argument(help="The new topology.")],
+    workload: WorkloadOpt = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write a Markdown report here.")
+    ] = None,
+    fail_on_risk: Annotated[
+        bool, typer.Option("--fail-on-risk", help="Exit 1 if a change may widen the blast radius.")
+    ] = False,
+) -> None:
+    """Dependency edges, policies, limits, preset and static blast radius, A -> B."""
+    from sim.modeldiff import diff_models, to_markdown, to_text
+
+    with _guard():
+        a = load_system(model_a)
+        b = load_system(model_b)
+        if workload is None:
+            candidates = [m.parent / DEFAULT_WORKLOAD for m in (model_a, model_b)]
+            workload = next((c for c in candidates if c.is_file()), None)
+            if workload is None:
+                msg = f"no --workload given and no {DEFAULT_WORKLOAD} next to either model"
+                raise ConfigError.single(model_a, msg, field="--workload")
+        result = diff_models(a, b, load_workload(workload))
+        typer.echo(to_text(result), nl=False)
+        if markdown is not None:
+            _write_text(markdown, to_markdown(result))
+            typer.echo(f"wrote {markdown}")
+    if fail_on_risk and result.risks:
+        raise typer.Exit(EXIT_DEVIATED)
+
+
+@app.command()
+def gate(
+    experiment: Annotated[Path, typer.Argument(help="An experiment file (kind: experiment).")],
+    baseline: Annotated[Path, typer.Option(help="The baseline summary.json.")],
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary here.")] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Write the new summary to --baseline.")
+    ] = False,
+    tolerance: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="METRIC=X sets one metric's absolute tolerance, a bare X every metric's "
+            "(repeatable) [defaults: blast_radius 0.05, vms_lost 0.5, vms_unmanageable 1, "
+            "unmanageable_vm_seconds 60, failed_operations 1]."
+        ),
+    ] = None,
+    topology: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=MODEL.yaml: run topology NAME from this file (repeatable)."),
+    ] = None,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Only this scenario (repeatable).")
+    ] = None,
+    only_topology: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this topology, e.g. the one --topology replaces (repeatable)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+) -> None:
+    """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
+
+    A metric (blast_radius, vms_lost, vms_unmanageable, unmanageable_vm_seconds,
+    failed_operations) regresses when its mean grows by more than the tolerance AND the
+    Welch 95% interval of the difference (from both summaries' means, intervals and n)
+    excludes zero.  Every hypothesis of the experiment must hold.  Exit 0 pass, 1
+    regression, 2 bad input.
+    """
+    from sim import gate as g
+
+    with _guard():
+        if update_baseline and (scenario or only_topology):
+            msg = "cannot write a baseline of some scenarios or topologies only"
+            raise ConfigError.single("--update-baseline", msg)
+        result = g.run_gate(
+            experiment,
+            baseline,
+            g.parse_topologies(topology or ()),
+            g.parse_tolerances(tolerance or ()),
+            scenario or (),
+            jobs,
+            need_baseline=not update_baseline,
+            only_topologies=only_topology or (),
+        )
+        typer.echo(
+            f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "
+            f"baseline {baseline}"
+        )
+        for name, path in sorted(result.substituted.items()):
+            typer.echo(f"topology {name} <- {path}")
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        for case in result.cases:
+            mark = "SKIP" if case.missing else ("PASS" if case.passed else "FAIL")
+            reasons = "".join(f"\n        {f}" for f in case.failures)
+            typer.echo(f"  {mark}  {case.scenario} / {case.topology}{reasons}")
+        if junit is not None:
+            _write_text(junit, g.to_junit(result))
+        if markdown is not None:
+            _write_text(markdown, g.to_markdown(result))
+        held = all(h["held"] for h in result.summary["hypotheses"])
+        if update_baseline and held:
+            g.write_baseline(result, baseline)
+            typer.echo(f"baseline written: {baseline}")
+        elif update_baseline:
+            typer.echo("a hypothesis deviated: baseline NOT written")
+        failed = sum(1 for c in result.cases if not c.passed)
+        verdict = "PASS" if result.passed else f"FAIL ({failed} of {len(result.cases)} cases)"
+        typer.echo(f"result: {verdict}")
+    if (update_baseline and not held) or (not update_baseline and not result.passed):
+        raise typer.Exit(EXIT_DEVIATED)
 
 
 def main() -> None:

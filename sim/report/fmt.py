@@ -15,13 +15,13 @@ DIGITS = 3
 
 
 def num(x: float) -> str:
-    """``x`` to :data:`DIGITS` significant digits: ``0.123``, ``83``, ``14400``, ``-0.0216``."""
+    """``x`` to :data:`DIGITS` significant digits: ``0.123``, ``83``, ``14400``, ``-0.000096``."""
     if not math.isfinite(x):
         return str(x)
     r = float(f"{x:.{DIGITS}g}")
     if r == 0:
         return "0"
-    if 1e-4 <= abs(r) < 1e15:
+    if 1e-6 <= abs(r) < 1e15:
         text = f"{r:.{max(0, DIGITS - 1 - math.floor(math.log10(abs(r))))}f}"
         return text.rstrip("0").rstrip(".") if "." in text else text
     return f"{r:.{DIGITS - 1}e}"
@@ -41,3 +41,8 @@ def estimate(stat: Mapping[str, Any], key: str = "mean") -> str:
 def seconds(x: float) -> str:
     """A duration for prose: ``900 s``."""
     return f"{num(x)} s"
+
+
+def count(n: int, noun: str) -> str:
+    """``1 scenario``, ``3 scenarios`` (regular plurals only)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

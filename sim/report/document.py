@@ -1,0 +1,234 @@
+"""The report as Markdown: every sentence about the system is generated from the data
+(names, descriptions, numbers), every number formatted by :mod:`sim.report.fmt`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sim.report import tables
+from sim.report.assumptions import collect, tally
+from sim.report.figures import FigureSet
+from sim.report.findings import HEADLINE, PRIMARY, all_zero, boot_metrics, findings
+from sim.report.fmt import count, seconds
+from sim.report.plotting import Figured
+from sim.report.results import Results
+from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts
+from sim.report.timelines import describe, describe_action
+from sim.schema.experiment import Scenario
+
+START = {"steady": "from a host already up (steady state)", "boot": "from power-on"}
+
+
+def shown(path: str | Path) -> str:
+    """A path relative to the working directory when below it, else absolute."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return p.as_posix()
+
+
+def figure_md(fig: Figured) -> list[str]:
+    svg, png = fig.files()
+    caption = fig.caption.replace("*", "\\*")
+    return [f"![{fig.title}]({svg})", "", f"*{caption}* ([PNG]({png}))", ""]
+
+
+def _figs(figs: FigureSet | None, section: str) -> list[str]:
+    if figs is None:
+        return []
+    return [line for f in figs.in_section(section) for line in figure_md(f)]
+
+
+def _metrics(res: Results) -> list[str]:
+    return [*HEADLINE, *boot_metrics(res)]
+
+
+# ------------------------------------------------------------------------------ sections
+def _topologies(res: Results) -> list[str]:
+    docs: list[dict[str, Any]] = res.manifest.get("topologies", [])
+    text = {d.get("name"): " ".join(str(d.get("description", "")).split()) for d in docs}
+    return [f"- **{t}**: {text[t]}" if text.get(t) else f"- **{t}**" for t in res.topologies]
+
+
+def what_was_done(res: Results) -> list[str]:
+    exp: dict[str, Any] = res.manifest.get("experiment", {})
+    wl: dict[str, Any] = res.manifest.get("workload", {})
+    desc = " ".join(str(exp.get("description", "")).split())
+    wl_desc = " ".join(str(wl.get("description", "")).split())
+    ran = (
+        f"Experiment `{res.name}` ran {count(len(res.scenarios), 'scenario')} in each of "
+        f"{len(res.topologies)} topologies, {res.summary['replications']} replications per "
+        f"scenario and topology, seed {res.summary['seed']}. Each run simulates "
+        f"{seconds(float(exp.get('duration_s', 0)))} {START.get(str(exp.get('start')), '')}, "
+        f"measured after a warm-up of {seconds(float(exp.get('warmup_s', 0)))}, under the "
+        f"workload `{wl.get('name', '?')}`" + (f" ({wl_desc})" if wl_desc else "") + ". "
+        "Both topologies see the same random draws (common random numbers), so they are "
+        "compared replication by replication: each difference is b − a with its 95% "
+        "t-interval. The topologies:"
+    )
+    out = ["## What was done", ""] + ([desc, ""] if desc else []) + [ran, ""]
+    out += [*_topologies(res), ""]
+    out += [f"> Note: {n}." for n in res.notes]
+    return [*out, ""] if res.notes else out
+
+
+def _scenario(res: Results, name: str) -> Scenario | None:
+    if res.model is not None:
+        return next((s for s in res.model.scenarios if s.name == name), None)
+    if res.experiment is not None:
+        return next((s for s in res.experiment.scenarios if s.name == name), None)
+    return None
+
+
+def _scenario_block(res: Results, name: str, level: str) -> list[str]:
+    out = [f"{level} Scenario `{name}`", ""]
+    sc = _scenario(res, name)
+    if sc is not None:
+        what = "; ".join(describe(f) for f in sc.faults) or "no fault (baseline)"
+        desc = " ".join(sc.description.split())
+        if desc and not desc.endswith((".", "!", "?")):
+            desc += "."
+        text = (f"{desc} " if desc else "") + f"Faults: {what}."
+        if sc.actions:
+            text += " Operator actions: " + "; ".join(describe_action(a) for a in sc.actions) + "."
+        out += [text, ""]
+    return out + tables.scenario_table(res, name, _metrics(res)) + [""]
+
+
+def results_section(res: Results, figs: FigureSet | None) -> list[str]:
+    out = ["## Headline results", ""]
+    layout = matrix_layout(res)
+    if layout is not None and res.topologies:
+        arrow = " → ".join(res.topologies)
+        legend = f"Each cell: blast radius in {arrow}, mean [95% CI] of "
+        legend += f"{res.summary['replications']} replications"
+        if res.pairs:
+            a, b = res.pairs[0]
+            legend += (f"; ▼ significantly lower in {b} than in {a}, ▲ significantly higher "
+                       "(paired difference interval excludes 0)")  # fmt: skip
+        out += ["### Fault matrix: blast radius", "", legend + ".", ""]
+        out += [*tables.matrix_table(res, layout, PRIMARY), ""]
+        out += ["Every metric of every matrix scenario is under *Detailed results*.", ""]
+    out += _figs(figs, "results")
+    for name in plain_scenarios(res):
+        out += _scenario_block(res, name, "###")
+    for sweep in sweep_layouts(res):
+        out += [f"### Sweep `{sweep.name}`", ""]
+        if sweep.description:
+            out += [" ".join(sweep.description.split()), ""]
+        names = [p.scenario for p in sweep.points]
+        metrics = [PRIMARY, *boot_metrics(res)]
+        zero = [m for m in metrics if all_zero(res, names, m)]
+        items = [((f"`{n}`", f"`{m}`"), n, m) for n in names for m in metrics if m not in zero]
+        out += [*tables.compare_table(res, ["scenario", "metric"], items), ""]
+        if zero:
+            out += [", ".join(f"`{m}`" for m in zero) + " is 0 in every run of this sweep.", ""]
+        out += _figs(figs, f"sweep:{sweep.name}")
+    if boot_metrics(res):
+        out += ["### Boot overhead", "", *_figs(figs, "boot")]
+    return out
+
+
+def hypotheses_section(res: Results) -> list[str]:
+    checks: list[dict[str, Any]] = res.summary.get("hypotheses", [])
+    out = ["## Steady-state hypotheses", ""]
+    if not checks:
+        return [*out, "The experiment states no steady-state hypothesis.", ""]
+    bad = sum(not h["held"] for h in checks)
+    verdict = "every check held" if not bad else f"{count(bad, 'check')} deviated (a finding)"
+    out += [f"{count(len(checks), 'check')} of the hypotheses on the means: {verdict}.", ""]
+    return out + tables.hypotheses_table(checks) + [""]
+
+
+def timelines_section(res: Results, figs: FigureSet | None, wanted: bool) -> list[str]:
+    out = ["## Timelines (replication 0)", ""]
+    if figs is None:
+        return [*out, "Figures were not drawn (`--no-figures`).", ""]
+    if not wanted:
+        return [*out, "Timelines were not drawn (`--no-timelines`).", ""]
+    if res.model is None:
+        return [*out, "Timelines need the model files, which could not be loaded.", ""]
+    drawn = figs.in_section("timelines")
+    n_all = len(res.scenarios)
+    out += [f"Replication 0 of {len(drawn)} of the {n_all} scenarios, re-run in-process with "
+            f"its trace; drawn: {figs.timeline_rule}.", ""]  # fmt: skip
+    if figs.mismatched:
+        out += ["Re-running gave metrics that differ from `runs.jsonl` for: "
+                + ", ".join(figs.mismatched) + ".", ""]  # fmt: skip
+    else:
+        out += ["Every re-run reproduced its metrics in `runs.jsonl` exactly.", ""]
+    return out + _figs(figs, "timelines")
+
+
+def graphs_section(figs: FigureSet | None) -> list[str]:
+    body = _figs(figs, "graphs")
+    return ["## Dependency graphs", "", *body] if body else []
+
+
+def details_section(res: Results) -> list[str]:
+    layout = matrix_layout(res)
+    names = list(layout.scenarios) if layout else []
+    names += [p.scenario for s in sweep_layouts(res) for p in s.points]
+    if not names:
+        return []
+    out = ["## Detailed results", ""]
+    for name in names:
+        out += _scenario_block(res, name, "###")
+    return out
+
+
+def assumptions_section(res: Results) -> list[str]:
+    out = ["## Assumptions", ""]
+    if res.model is None:
+        return [*out, "The model files could not be loaded: no provenance to list.", ""]
+    items = collect(res.model)
+    out += [
+        "Every block of the models this run used that carries a `source:` (a cited document "
+        "section or upstream reference) or an `assumption:` (a value nobody measured, with "
+        "the reason). " + tally(items).sentence(),
+        "",
+    ]
+    return out + tables.assumptions_table(items) + [""]
+
+
+def reproduce_section(res: Results) -> list[str]:
+    m = res.manifest
+    exp = shown(m.get("experiment_file", "EXPERIMENT"))
+    folder = shown(res.folder)
+    run = f"virtchaos run {exp} --seed {res.summary['seed']} "
+    run += f"--replications {res.summary['replications']} --out {folder}"
+    facts = [
+        f"- tool: {m.get('tool', 'virtchaos')} {m.get('version', '?')}",
+        f"- git commit: {m.get('git_commit') or 'unknown'}",
+        f"- Python: {m.get('python', '?')} on {m.get('platform', '?')}",
+        "- inputs and their SHA-256: `manifest.json`; every run: `runs.jsonl`",
+    ]
+    return ["## How to reproduce", "", "```sh", run, f"virtchaos report {folder}", "```", "",
+            *facts, ""]  # fmt: skip
+
+
+def render(res: Results, figs: FigureSet | None, timelines: bool = True) -> str:
+    """The whole report.md."""
+    parts: Sequence[list[str]] = (
+        [f"# {res.name}: fault-isolation report", ""],
+        what_was_done(res),
+        results_section(res, figs),
+        ["## Findings", "", *findings(res)],
+        hypotheses_section(res),
+        timelines_section(res, figs, timelines),
+        graphs_section(figs),
+        details_section(res),
+        assumptions_section(res),
+        reproduce_section(res),
+    )
+    lines = [line for part in parts for line in part]
+    text = "\n".join(lines).rstrip() + "\n"
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+__all__ = ["render", "shown"]

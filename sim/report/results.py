@@ -1,0 +1,157 @@
+"""A results folder read back for reporting: manifest, summary, and the models behind them.
+
+The summary and the manifest's resolved experiment are enough for the tables and findings;
+the model files (named by the manifest) are loaded too, for the assumptions, timelines and
+graphs.  When they are missing or have changed since the run, the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sim.errors import ConfigError, ResultsError
+from sim.loader import Loaded
+from sim.model import ExperimentModel
+from sim.replay import changed_inputs, experiment_of, load_manifest
+from sim.schema.experiment import Experiment
+
+Stat = dict[str, Any]
+
+
+@dataclass
+class Results:
+    """One results folder, indexed."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    summary: dict[str, Any]
+    experiment: Experiment | None
+    model: ExperimentModel | None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        rows = self.summary["rows"]
+        self._rows = {(r["scenario"], r["topology"]): r["metrics"] for r in rows}
+        self._cmp = {
+            (c["scenario"], c["metric"], c["a"], c["b"]): c for c in self.summary["comparisons"]
+        }
+
+    @property
+    def name(self) -> str:
+        return str(self.summary["experiment"])
+
+    @property
+    def topologies(self) -> list[str]:
+        return _unique(r["topology"] for r in self.summary["rows"])
+
+    @property
+    def scenarios(self) -> list[str]:
+        return _unique(r["scenario"] for r in self.summary["rows"])
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(a, b) topology pairs compared, in summary order (differences are b - a)."""
+        seen = _unique((c["a"], c["b"]) for c in self.summary["comparisons"])
+        return [(str(a), str(b)) for a, b in seen]
+
+    @property
+    def metrics(self) -> list[str]:
+        return _unique(m for r in self.summary["rows"] for m in r["metrics"])
+
+    def stat(self, scenario: str, topology: str, metric: str) -> Stat | None:
+        found: Stat | None = self._rows.get((scenario, topology), {}).get(metric)
+        return found
+
+    def comparison(self, scenario: str, metric: str, a: str, b: str) -> Stat | None:
+        return self._cmp.get((scenario, metric, a, b))
+
+    def has_metric(self, metric: str) -> bool:
+        return metric in self.metrics
+
+
+def _unique(items: Any) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+def _read_summary(folder: Path) -> dict[str, Any]:
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise ResultsError(f"{folder} holds no summary.json: run the experiment to the end first")
+    try:
+        summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc.msg})") from None
+    for key in ("experiment", "seed", "replications", "rows", "comparisons"):
+        if key not in summary:
+            raise ResultsError(f"{path}: missing key {key!r}")
+    return summary
+
+
+def _experiment(manifest: dict[str, Any]) -> Experiment | None:
+    try:
+        return Experiment.model_validate(manifest.get("experiment"))
+    except ValidationError:
+        return None
+
+
+def _model(manifest: dict[str, Any], notes: list[str]) -> ExperimentModel | None:
+    try:
+        model = experiment_of(manifest)
+    except (ResultsError, ConfigError) as err:
+        notes.append(f"the model files could not be loaded ({str(err).splitlines()[0]})")
+        return None
+    changed = changed_inputs(manifest)
+    if changed:
+        names = ", ".join(Path(c).name for c in changed)
+        notes.append(
+            f"input files changed since the run ({names}): the assumptions, timelines and "
+            "graphs are built from the files as they are now"
+        )
+    return model
+
+
+def as_run(
+    model: ExperimentModel, experiment: Experiment | None, notes: list[str]
+) -> ExperimentModel:
+    """``model`` with the experiment as the manifest recorded it (when its file has changed
+    since, timelines then still re-run what was run)."""
+    if experiment is None or experiment == model.doc:
+        return model
+    from sim.scenarios import expand
+
+    loaded = Loaded(experiment, model.experiment.src)
+    scenarios, issues = expand(loaded)
+    if issues or [t.name for t in model.systems] != _names(experiment, model):
+        notes.append("the recorded experiment no longer fits the model files: using the files")
+        return model
+    notes.append("the experiment file changed since the run: the report uses the recorded one")
+    return ExperimentModel(loaded, model.systems, model.workload, scenarios)
+
+
+def _names(experiment: Experiment, model: ExperimentModel) -> list[str]:
+    here = model.experiment.path.parent
+    by_path = {s.topology.path.resolve(): s.name for s in model.systems}
+    return [by_path.get((here / t).resolve(), t) for t in experiment.topologies]
+
+
+def load_results(folder: Path) -> Results:
+    """Read ``folder``; raises :class:`~sim.errors.ResultsError` if it is no results folder."""
+    if not folder.is_dir():
+        raise ResultsError(f"{folder} is not a directory")
+    manifest = load_manifest(folder)
+    summary = _read_summary(folder)
+    notes: list[str] = []
+    experiment = _experiment(manifest)
+    model = _model(manifest, notes)
+    if experiment is None:
+        what = "using the experiment file" if model else "matrix and sweeps are not recognised"
+        notes.append(f"the experiment recorded in the manifest does not validate now: {what}")
+        experiment = model.doc if model else None
+    elif model is not None:
+        model = as_run(model, experiment, notes)
+    return Results(folder, manifest, summary, experiment, model, notes)

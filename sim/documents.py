@@ -63,12 +63,21 @@ def _profiles(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
     return p.name, (("profiles", len(p.profiles)),)
 
 
+def _import_map(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
+    from sim.importer.mapping import load_mapping
+
+    m = load_mapping(path).doc
+    counts = (("daemons", len(m.daemons)), ("targets", len(m.targets)))
+    return m.name, (*counts, ("routes", len(m.routes)))
+
+
 LOADERS: dict[str, Callable[[Path], tuple[str, tuple[tuple[str, int], ...]]]] = {
     "topology": _topology,
     "workload": _workload,
     "experiment": _experiment,
     "catalog": _catalog,
     "client-profiles": _profiles,
+    "import-map": _import_map,
 }
 
 

@@ -19,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from sim.errors import ConfigError, ConfigIssue
 from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
+from sim.schema.importmap import ImportMap
 
 Loc = tuple[str | int, ...]
 T = TypeVar("T", bound=BaseModel)
@@ -29,6 +30,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "workload": Workload,
     "client-profiles": ClientProfiles,
     "experiment": Experiment,
+    "import-map": ImportMap,
 }
 
 

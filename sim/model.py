@@ -8,7 +8,7 @@ read.  Loading runs every cross-reference rule of :mod:`sim.checks` and raises o
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -264,6 +264,29 @@ def load_experiment(path: str | Path) -> ExperimentModel:
     scenarios, issues = expand(exp)
     _raise(issues)
     model = ExperimentModel(exp, systems, workload, scenarios)
+    _raise(check_experiment(model))
+    return model
+
+
+def substitute_topologies(
+    model: ExperimentModel, topologies: Mapping[str, str | Path]
+) -> ExperimentModel:
+    """Replace the experiment's topologies named in ``topologies`` by other model files.
+
+    A replacement keeps the name of the topology it replaces, so summaries stay comparable
+    (``gate --topology modular=imported.yaml``).  The experiment's rules are checked again.
+    """
+    from sim.checks import check_experiment
+
+    names = [s.name for s in model.systems]
+    for name, path in sorted(topologies.items()):
+        if name not in names:
+            msg = f"no topology {name!r} in the experiment (it has {', '.join(names)})"
+            raise ConfigError.single(model.experiment.path, msg, field="topologies")
+        system = load_system(path)
+        doc = system.topology.doc.model_copy(update={"name": name})
+        model.systems[names.index(name)] = System(system.catalog, Loaded(doc, system.topology.src))
+    model._resolved.clear()
     _raise(check_experiment(model))
     return model
 

@@ -18,7 +18,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from sim import __version__
 from sim.engine.simulation import Simulation
 from sim.errors import ResultsError
 from sim.metrics import Window, compute
-from sim.model import ExperimentModel, load_experiment
+from sim.model import ExperimentModel, load_experiment, substitute_topologies
 from sim.schema.experiment import METRICS
 from sim.stats import paired, summarize
 
@@ -85,8 +85,9 @@ def run_one(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(path: str) -> None:
-    _WORKER["model"] = load_experiment(path)
+def _init_worker(path: str, topologies: dict[str, str] | None = None) -> None:
+    model = load_experiment(path)
+    _WORKER["model"] = substitute_topologies(model, topologies) if topologies else model
 
 
 def _work(task: Task, seed: int) -> dict[str, Any]:
@@ -109,14 +110,21 @@ def execute(
     tasks: list[Task],
     seed: int,
     jobs: int,
+    topologies: Mapping[str, str | Path] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one record per task as it finishes (in-process when ``jobs`` is 1)."""
+    """Yield one record per task as it finishes (in-process when ``jobs`` is 1).
+
+    ``topologies`` are the substitutions already applied to ``model``
+    (:func:`sim.model.substitute_topologies`); worker processes apply them again.
+    """
     if jobs <= 1:
         for task in tasks:
             yield run_one(model, task, seed)[0]
         return
     with cf.ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(str(path),)
+        max_workers=jobs,
+        initializer=_init_worker,
+        initargs=(str(path), {k: str(v) for k, v in (topologies or {}).items()}),
     ) as pool:
         futures = [pool.submit(_work, task, seed) for task in tasks]
         try:

@@ -125,8 +125,9 @@ class DaemonRT:
         self.sim.collector.emit(self.env.now, self.name, "exited", code=code, why=why)
         self.death.succeed()
         jobs, self.jobs = self.jobs, {}
+        me = self.env.active_process  # a job whose own call chain stopped the daemon
         for job in jobs:
-            if job.is_alive:
+            if job.is_alive and job is not me:
                 job.interrupt("eof")
         if self.loop_block is not None and not self.loop_block.triggered:
             self.loop_block.succeed()

@@ -1,0 +1,349 @@
+"""Regression gate for CI: re-run an experiment and compare it with a baseline summary.
+
+The experiment runs with the baseline's seed and number of replications (optionally with
+some topology files replaced, e.g. by a model imported from a changed unit tree), so an
+unchanged model reproduces the baseline exactly.  Each (scenario, topology, metric) of
+:data:`GATE_METRICS` is then compared.
+
+Statistical rule
+----------------
+For baseline mean ``a`` (95% interval half-width ``h_a``, ``n_a`` replications) and new mean
+``b`` (``h_b``, ``n_b``), the standard errors are recovered from the Student-t intervals
+the summaries hold: ``se = h / t(0.975, n - 1)``.  The difference ``d = b - a`` gets a Welch
+interval ``d +- t(0.975, df) * sqrt(se_a^2 + se_b^2)`` with Welch-Satterthwaite ``df``
+(a zero-width side contributes nothing; both zero-width gives ``[d, d]``).  The metric
+**regresses** when ``d > tolerance`` (absolute, per metric, :data:`DEFAULT_TOLERANCES`) **and**
+the interval's lower end is above zero.  An improvement never fails the gate.  Separately,
+every steady-state hypothesis the experiment declares must hold on the new summary.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scipy import stats as _st
+
+from sim.errors import ConfigError
+from sim.model import load_experiment, substitute_topologies
+from sim.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
+
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "blast_radius": 0.05,
+    "vms_lost": 0.5,
+    "vms_unmanageable": 1.0,
+    "unmanageable_vm_seconds": 60.0,
+    "failed_operations": 1.0,
+}
+"""Absolute tolerance per gated metric: fraction of guests, guests, guest-seconds, operations."""
+
+GATE_METRICS = tuple(DEFAULT_TOLERANCES)
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    metric: str
+    old: float
+    new: float
+    diff: float
+    ci: tuple[float, float]
+    tolerance: float
+
+    @property
+    def regressed(self) -> bool:
+        return self.diff > self.tolerance and self.ci[0] > 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.metric} regressed: {self.old:g} -> {self.new:g} (difference {self.diff:+g}, "
+            f"95% CI [{self.ci[0]:g}, {self.ci[1]:g}], tolerance {self.tolerance:g})"
+        )
+
+
+@dataclass(frozen=True)
+class CaseVerdict:
+    """One scenario in one topology: its metrics and hypotheses."""
+
+    scenario: str
+    topology: str
+    metrics: tuple[MetricVerdict, ...]
+    hypotheses: tuple[dict[str, Any], ...] = ()
+    missing: bool = False
+
+    @property
+    def failures(self) -> list[str]:
+        out = [m.describe() for m in self.metrics if m.regressed]
+        for h in self.hypotheses:
+            if not h["held"]:
+                bounds = " and ".join(
+                    f"{op} {h[k]:g}" for k, op in (("min", ">="), ("max", "<=")) if h[k] is not None
+                )
+                out.append(
+                    f"hypothesis {h['hypothesis']} deviated: {h['metric']} = {h['mean']:g}, "
+                    f"expected {bounds}"
+                )
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class GateResult:
+    experiment: str
+    seed: int
+    replications: int
+    baseline: Path
+    substituted: dict[str, str]
+    cases: list[CaseVerdict]
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases)
+
+
+# ---------------------------------------------------------------------------- statistics
+def standard_error(entry: Mapping[str, Any]) -> tuple[float, int]:
+    """(standard error, n) recovered from a summary entry's mean, ci95 and n."""
+    n = int(entry["n"])
+    lo, hi = (float(x) for x in entry["ci95"])
+    if n < 2 or hi <= lo:
+        return 0.0, n
+    return (hi - lo) / 2 / float(_st.t.ppf(0.975, n - 1)), n
+
+
+def welch_interval(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, float, float]:
+    """(difference new - old, lo, hi): the Welch 95% interval from two summary entries."""
+    d = float(new["mean"]) - float(old["mean"])
+    (se_a, n_a), (se_b, n_b) = standard_error(old), standard_error(new)
+    var = se_a**2 + se_b**2
+    if var == 0:
+        return d, d, d
+    denom = sum(se**4 / (n - 1) for se, n in ((se_a, n_a), (se_b, n_b)) if se > 0)
+    df = var**2 / denom
+    half = float(_st.t.ppf(0.975, df)) * math.sqrt(var)
+    return d, d - half, d + half
+
+
+def compare(
+    baseline: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    tolerances: Mapping[str, float],
+    held: Sequence[dict[str, Any]] = (),
+) -> list[CaseVerdict]:
+    """A verdict per (scenario, topology) row of the new summary."""
+    old_rows = {(r["scenario"], r["topology"]): r for r in baseline["rows"]}
+    out = []
+    for row in summary["rows"]:
+        key = (row["scenario"], row["topology"])
+        hyps = tuple(h for h in held if (h["scenario"], h["topology"]) == key)
+        old = old_rows.get(key)
+        if old is None:
+            out.append(CaseVerdict(*key, (), hyps, missing=True))
+            continue
+        verdicts = []
+        for m in GATE_METRICS:
+            if m not in row["metrics"] or m not in old["metrics"]:
+                continue
+            a, b = old["metrics"][m], row["metrics"][m]
+            d, lo, hi = welch_interval(a, b)
+            verdicts.append(
+                MetricVerdict(m, a["mean"], b["mean"], _r(d), (_r(lo), _r(hi)), tolerances[m])
+            )
+        out.append(CaseVerdict(*key, tuple(verdicts), hyps))
+    return out
+
+
+def _r(x: float) -> float:
+    return round(x, 6) + 0.0
+
+
+# ---------------------------------------------------------------------------- inputs
+def parse_tolerances(specs: Iterable[str]) -> dict[str, float]:
+    """``METRIC=X`` sets one metric's tolerance; a bare ``X`` sets every metric's."""
+    out = dict(DEFAULT_TOLERANCES)
+    for spec in specs:
+        metric, sep, value = spec.rpartition("=")
+        if sep and metric not in out:
+            raise ConfigError.single(
+                "--tolerance", f"unknown metric {metric!r}: use {GATE_METRICS}"
+            )
+        try:
+            x = float(value)
+        except ValueError:
+            raise ConfigError.single("--tolerance", f"not a number: {value!r}") from None
+        if x < 0 or not math.isfinite(x):
+            raise ConfigError.single("--tolerance", f"must be a finite number >= 0, got {value}")
+        out.update({metric: x} if sep else dict.fromkeys(out, x))
+    return out
+
+
+def parse_topologies(specs: Iterable[str]) -> dict[str, Path]:
+    out = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError.single("--topology", f"expected NAME=MODEL.yaml, got {spec!r}")
+        out[name] = Path(path)
+    return out
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError.single(path, "baseline summary not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError.single(path, f"baseline is not a readable summary.json: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError.single(path, "baseline must be a JSON object (a summary.json)")
+    for key, kind in (("experiment", str), ("seed", int), ("replications", int), ("rows", list)):
+        if not isinstance(data.get(key), kind):
+            raise ConfigError.single(path, f"baseline field {key!r} missing or not {kind.__name__}")
+    return data
+
+
+# ---------------------------------------------------------------------------- the gate
+def run_gate(
+    experiment: Path,
+    baseline_path: Path,
+    topologies: Mapping[str, Path] | None = None,
+    tolerances: Mapping[str, float] | None = None,
+    scenarios: Sequence[str] = (),
+    jobs: int = 1,
+    need_baseline: bool = True,
+    only_topologies: Sequence[str] = (),
+) -> GateResult:
+    """Re-run ``experiment`` (seed and replications from the baseline) and compare.
+
+    Raises
+    ------
+    ConfigError
+        the baseline is missing or unreadable, belongs to another experiment, or a
+        ``--topology``/``--scenario``/``--only-topology`` names something the experiment
+        does not have
+    """
+    model = substitute_topologies(load_experiment(experiment), topologies or {})
+    baseline = read_baseline(baseline_path) if need_baseline or baseline_path.exists() else None
+    if baseline is not None and baseline["experiment"] != model.doc.name:
+        msg = f"baseline is for experiment {baseline['experiment']!r}, not {model.doc.name!r}"
+        raise ConfigError.single(baseline_path, msg)
+    seed = baseline["seed"] if baseline else model.doc.seed
+    reps = baseline["replications"] if baseline else model.doc.replications
+    if scenarios:
+        unknown = sorted(set(scenarios) - {s.name for s in model.scenarios})
+        if unknown:
+            raise ConfigError.single(experiment, f"--scenario: no scenario {unknown}")
+        model.scenarios = [s for s in model.scenarios if s.name in scenarios]
+    if only_topologies:
+        unknown = sorted(set(only_topologies) - {s.name for s in model.systems})
+        if unknown:
+            raise ConfigError.single(experiment, f"--only-topology: no topology {unknown}")
+        model.systems = [s for s in model.systems if s.name in only_topologies]
+    records = list(execute(experiment, model, tasks_of(model, reps), seed, jobs, topologies))
+    summary = summarize_runs(model, records, seed, reps)
+    held = hypotheses(model, summary)
+    summary["hypotheses"] = held
+    tol = dict(tolerances or DEFAULT_TOLERANCES)
+    cases = compare(baseline or {"rows": []}, summary, tol, held)
+    subst = {k: str(v) for k, v in (topologies or {}).items()}
+    result = GateResult(model.doc.name, seed, reps, baseline_path, subst, cases, summary)
+    if baseline is None:
+        result.notes.append(f"no baseline at {baseline_path}: nothing to compare")
+    missing = [f"{c.scenario} / {c.topology}" for c in cases if c.missing and baseline]
+    if missing:
+        result.notes.append(f"no baseline row for {', '.join(missing)}: not compared")
+    return result
+
+
+def write_baseline(result: GateResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, dumps(result.summary))
+
+
+# ---------------------------------------------------------------------------- reports
+def to_junit(result: GateResult) -> str:
+    """JUnit XML: one testcase per scenario x topology, a failure per regression."""
+    failures = sum(1 for c in result.cases if not c.passed)
+    skipped = sum(1 for c in result.cases if c.missing)
+    suite = ET.Element(
+        "testsuite",
+        name=f"virtchaos-gate.{result.experiment}",
+        tests=str(len(result.cases)),
+        failures=str(failures),
+        skipped=str(skipped),
+        errors="0",
+    )
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("seed", result.seed), ("replications", result.replications)):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for name, path in sorted(result.substituted.items()):
+        ET.SubElement(props, "property", name=f"topology.{name}", value=path)
+    for case in result.cases:
+        tc = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"gate.{result.experiment}.{case.scenario}",
+            name=case.topology,
+        )
+        if case.missing:
+            ET.SubElement(tc, "skipped", message="no baseline row for this scenario and topology")
+        elif case.failures:
+            failure = ET.SubElement(tc, "failure", message="; ".join(case.failures))
+            failure.text = "\n".join(case.failures)
+        lines = [
+            f"{m.metric}: {m.old:g} -> {m.new:g} ({m.diff:+g}, 95% CI [{m.ci[0]:g}, {m.ci[1]:g}])"
+            for m in case.metrics
+        ]
+        ET.SubElement(tc, "system-out").text = "\n".join(lines)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def to_markdown(result: GateResult) -> str:
+    failed = [c for c in result.cases if not c.passed]
+    verdict = "PASS" if result.passed else f"FAIL ({len(failed)} of {len(result.cases)} cases)"
+    lines = [
+        f"### virtchaos gate `{result.experiment}`: {verdict}",
+        "",
+        f"Seed {result.seed}, {result.replications} replications; baseline `{result.baseline}`.",
+    ]
+    for name, path in sorted(result.substituted.items()):
+        lines.append(f"Topology `{name}` replaced by `{path}`.")
+    lines += [f"Note: {n}" for n in result.notes]
+    lines += [
+        "",
+        "A metric regresses when the new mean exceeds the baseline mean by more than the "
+        "tolerance and the Welch 95% interval of the difference excludes zero.",
+        "",
+    ]
+    if failed:
+        lines += ["| scenario | topology | failure |", "|---|---|---|"]
+        lines += [f"| {c.scenario} | {c.topology} | {f} |" for c in failed for f in c.failures]
+        lines.append("")
+    lines += [
+        "<details><summary>All metrics</summary>",
+        "",
+        "| scenario | topology | metric | baseline | new | difference [95% CI] | tolerance | |",
+        "|---|---|---|---:|---:|---|---:|---|",
+    ]
+    for c in result.cases:
+        for m in c.metrics:
+            mark = "regressed" if m.regressed else ""
+            lines.append(
+                f"| {c.scenario} | {c.topology} | {m.metric} | {m.old:g} | {m.new:g} | "
+                f"{m.diff:+g} [{m.ci[0]:g}, {m.ci[1]:g}] | {m.tolerance:g} | {mark} |"
+            )
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)

@@ -1,0 +1,289 @@
+"""``virtchaos gate``: the statistical rule, JUnit/Markdown output, exit codes, and the
+verdict on each harmful mutation class of the fixture host.
+
+Which mutation the *dynamic* gate catches (experiments/gate.yaml against its committed
+baseline) and which only ``diff`` flags (tests/test_diff.py):
+
+======================================  ======================================================
+mutation                                verdict
+======================================  ======================================================
+BindsTo=virtnodedevd.service on qemu    FAIL: nodedev-crash-loop / modular, blast_radius 0 -> 1
+two daemons merged (mapping)            FAIL: nodedev-crash-loop / modular, blast_radius 0 -> 1
+virtqemud.conf max_workers = 2          FAIL: nodedev-hang / modular, unmanageable_vm_seconds
+virtnetworkd.socket disabled (preset)   FAIL: every modular scenario, failed_operations 0 -> 2.8
+Restart=on-failure removed (qemu)       PASS (diff only): the next probe connection
+                                        socket-activates the daemon 0.1 s after the crash,
+                                        as soon as Restart= would have
+Requires=virtnodedevd.socket on qemu    PASS (diff only): Requires= propagates an explicit
+                                        stop, not the socket's start-limit failure
+======================================  ======================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+from unitkit import (
+    BASELINE,
+    GATE,
+    binds_to_nodedev_service,
+    binds_to_nodedev_socket,
+    comments_and_order,
+    import_host,
+    merged_mapping,
+    network_socket_disabled,
+    no_restart,
+    pool_of_two,
+    requires_nodedev_socket,
+)
+
+from sim import cli
+from sim import gate as g
+from sim.errors import ConfigError
+from sim.stats import summarize
+
+runner = CliRunner()
+
+
+def entry(values: list[float]) -> dict[str, Any]:
+    return summarize(values)
+
+
+# ---------------------------------------------------------------------------- the rule
+def test_welch_interval_from_summaries_matches_the_one_from_raw_samples() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(10, 2, 5).tolist(), rng.normal(12, 4, 8).tolist()
+    d, lo, hi = g.welch_interval(entry(a), entry(b))
+    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert d == pytest.approx(np.mean(b) - np.mean(a), abs=1e-5)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-4)
+
+
+def test_zero_width_intervals_give_a_point_difference() -> None:
+    assert g.welch_interval(entry([0.0] * 5), entry([2.0] * 5)) == (2.0, 2.0, 2.0)
+    d, lo, hi = g.welch_interval(entry([0.0] * 5), entry([1.0, 2.0, 3.0, 2.0, 2.0]))
+    assert d == 2.0 and lo < d < hi  # only the new side varies: df = n - 1
+
+
+def verdict(old: list[float], new: list[float], tol: float) -> g.MetricVerdict:
+    d, lo, hi = g.welch_interval(entry(old), entry(new))
+    return g.MetricVerdict("m", 0, 0, d, (lo, hi), tol)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "tol", "regressed"),
+    [
+        ([0, 0, 0, 0, 0], [1, 1, 1, 1, 1], 0.05, True),  # above tolerance, CI excludes 0
+        ([0, 0, 0, 0, 0], [0.03, 0.03, 0.03, 0.03, 0.03], 0.05, False),  # within tolerance
+        ([0.1, 0.2, 0.1, 0.2, 0.1], [0, 1, 0, 1, 0], 0.05, False),  # CI includes zero
+        ([1, 1, 1, 1, 1], [0, 0, 0, 0, 0], 0.05, False),  # an improvement
+        ([10, 11, 9, 10, 10], [14, 15, 13, 14, 14], 1.0, True),
+    ],
+)
+def test_regression_needs_both_tolerance_and_an_interval_excluding_zero(
+    old: list[float], new: list[float], tol: float, regressed: bool
+) -> None:
+    assert verdict(old, new, tol).regressed is regressed
+
+
+def test_tolerance_and_topology_options() -> None:
+    tol = g.parse_tolerances(["0.2", "blast_radius=0.01"])
+    assert tol["blast_radius"] == 0.01 and tol["unmanageable_vm_seconds"] == 0.2
+    assert g.parse_tolerances([]) == g.DEFAULT_TOLERANCES
+    for bad in (["speed=1"], ["x"], ["-1"]):
+        with pytest.raises(ConfigError):
+            g.parse_tolerances(bad)
+    assert g.parse_topologies(["modular=a/b.yaml"]) == {"modular": Path("a/b.yaml")}
+    with pytest.raises(ConfigError, match="NAME=MODEL"):
+        g.parse_topologies(["modular"])
+
+
+# ---------------------------------------------------------------------------- mutations
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gate")
+
+
+def gate(model: Path, *scenarios: str, only: tuple[str, ...] = ("modular",)) -> g.GateResult:
+    return g.run_gate(GATE, BASELINE, {"modular": model}, scenarios=scenarios, only_topologies=only)
+
+
+def failures(result: g.GateResult) -> dict[tuple[str, str], list[str]]:
+    return {(c.scenario, c.topology): c.failures for c in result.cases if c.failures}
+
+
+@pytest.fixture(scope="module")
+def binds_to(tmp: Path) -> tuple[Path, g.GateResult]:
+    model = import_host(tmp, "binds-to", binds_to_nodedev_service)
+    return model, gate(model, "nodedev-crash-loop")
+
+
+def test_original_import_passes_and_reproduces_the_baseline(tmp: Path) -> None:
+    result = gate(import_host(tmp, "original"), only=())
+    assert result.passed, failures(result)
+    baseline = json.loads(BASELINE.read_text())
+    assert result.summary["rows"] == baseline["rows"]
+
+
+def test_harmless_edits_pass(tmp: Path) -> None:
+    result = gate(import_host(tmp, "harmless", comments_and_order), "nodedev-crash-loop")
+    assert result.passed
+
+
+def test_binds_to_another_daemons_service_fails_the_gate(
+    binds_to: tuple[Path, g.GateResult],
+) -> None:
+    found = failures(binds_to[1])
+    assert list(found) == [("nodedev-crash-loop", "modular")], found
+    assert found[("nodedev-crash-loop", "modular")][0].startswith("blast_radius regressed: 0 -> 1")
+
+
+@pytest.mark.parametrize(
+    ("name", "scenario", "metric"),
+    [
+        ("merged", "nodedev-crash-loop", "blast_radius"),
+        ("pool-of-two", "nodedev-hang", "unmanageable_vm_seconds"),
+        ("preset-disabled", "network-crash", "failed_operations"),
+    ],
+)
+def test_harmful_mutation_fails_the_gate(name: str, scenario: str, metric: str, tmp: Path) -> None:
+    edits = {"pool-of-two": [pool_of_two], "preset-disabled": [network_socket_disabled]}
+    mapping = {"mapping": merged_mapping(tmp)} if name == "merged" else {}
+    model = import_host(tmp, name, *edits.get(name, []), **mapping)  # type: ignore[arg-type]
+    found = failures(gate(model, scenario))
+    assert list(found) == [(scenario, "modular")], found
+    assert any(f.startswith(f"{metric} regressed") for f in found[(scenario, "modular")])
+
+
+@pytest.mark.parametrize(
+    ("edit", "scenario"),
+    [(no_restart, "hypervisor-crash"), (requires_nodedev_socket, "nodedev-crash-loop")],
+    ids=["no-restart", "requires-socket"],
+)
+def test_mutations_without_a_dynamic_effect_pass_the_gate(
+    edit: Any, scenario: str, tmp: Path
+) -> None:
+    """Documented: these are caught by ``diff`` (tests/test_diff.py), not by the gate."""
+    result = gate(import_host(tmp, f"quiet-{scenario}", edit), scenario)
+    assert result.passed
+
+
+def test_binds_to_another_daemons_socket_only_briefly_stops_the_hypervisor(tmp: Path) -> None:
+    """``BindsTo=virtnodedevd.socket``: when that socket fails at the start limit, the
+    hypervisor daemon is stopped (not restarted: systemd stopped it), but its own socket
+    still listens, so the next probe re-activates it, and starting it starts the bound
+    socket again.  The dynamic effect stays under the gate's tolerance; ``diff`` flags the
+    new cross-daemon edge (tests/test_diff.py)."""
+    result = gate(import_host(tmp, "binds-socket", binds_to_nodedev_socket), "nodedev-crash-loop")
+    assert result.passed
+    stops = [r for r in result.summary["rows"] if r["topology"] == "modular"]
+    assert stops and all(r["metrics"]["vms_lost"]["mean"] == 0 for r in stops)
+
+
+def test_verdict_is_stable_across_repeated_runs(binds_to: tuple[Path, g.GateResult]) -> None:
+    model, first = binds_to
+    second = gate(model, "nodedev-crash-loop")
+    assert first.summary == second.summary
+    assert failures(first) == failures(second) != {}
+
+
+# ---------------------------------------------------------------------------- outputs
+def test_junit_has_one_testcase_per_scenario_and_topology(
+    binds_to: tuple[Path, g.GateResult],
+) -> None:
+    result = binds_to[1]
+    suite = ET.fromstring(g.to_junit(result)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
+    assert set(cases) == {("gate.gate.nodedev-crash-loop", "modular")}
+    failure = cases[("gate.gate.nodedev-crash-loop", "modular")].find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert "blast_radius regressed: 0 -> 1" in message and "95% CI [" in message
+    assert "hypothesis modular-contains-nodedev-crash-loop deviated" in message
+    md = g.to_markdown(result)
+    assert "FAIL (1 of 1 cases)" in md and "| nodedev-crash-loop | modular | blast_radius" in md
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    r = runner.invoke(cli.app, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_cli_exit_codes_and_files(tmp: Path, binds_to: tuple[Path, g.GateResult]) -> None:
+    junit, md = tmp / "out" / "gate.xml", tmp / "out" / "gate.md"
+    base = ["gate", GATE, "--baseline", BASELINE, "--scenario", "nodedev-crash-loop"]
+    base += ["--only-topology", "modular"]
+    bad = ["--topology", f"modular={binds_to[0]}", "--junit", junit, "--markdown", md]
+    code, out, _ = invoke(*base, *bad, "--tolerance", "1e9")
+    assert code == 1 and "FAIL  nodedev-crash-loop / modular" in out
+    assert "regressed" not in out and "hypothesis" in out  # invariants hold whatever the tolerance
+    assert ET.parse(junit).getroot().tag == "testsuites" and md.read_text().startswith("###")
+    for args in (
+        ["gate", GATE, "--baseline", tmp / "none.json"],
+        [*base, "--topology", "nosuch=x.yaml"],
+        [*base, "--topology", "modular"],
+        [*base, "--scenario", "nosuch"],
+        [*base, "--tolerance", "speed=3"],
+        [*base, "--only-topology", "nosuch"],
+    ):
+        code, _, err = invoke(*args)
+        assert code == 2 and "Traceback" not in err, (args, err)
+
+
+def test_update_baseline_is_explicit(tmp: Path) -> None:
+    path = tmp / "new" / "baseline.json"
+    exp = tmp / "small.yaml"
+    exp.write_text(
+        GATE.read_text()
+        .replace("../models", str(GATE.parent.parent / "models"))
+        .replace("replications: 5", "replications: 2")
+        .replace("duration_s: 900", "duration_s: 400")
+    )
+    code, _, _ = invoke("gate", exp, "--baseline", path, "--scenario", "hypervisor-crash")
+    assert code == 2 and not path.exists()  # no baseline yet, and never written implicitly
+    code, out, _ = invoke("gate", exp, "--baseline", path, "--update-baseline")
+    assert code == 0 and "baseline written" in out
+    written = json.loads(path.read_text())
+    assert (written["experiment"], written["replications"]) == ("gate", 2)
+    code, out, _ = invoke("gate", exp, "--baseline", path, "--scenario", "hypervisor-crash")
+    assert code == 0 and "result: PASS" in out
+    assert not math.isnan(written["rows"][0]["metrics"]["blast_radius"]["mean"])
+    code, _, err = invoke("gate", exp, "--baseline", path, "--update-baseline", "--scenario", "x")
+    assert code == 2 and "some scenarios or topologies" in err
+
+
+@pytest.mark.slow
+def test_readme_worked_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's "Worked example" block, run in a folder that links the repository's
+    tests/, models/ and experiments/ (so build/ lands in the temporary folder)."""
+    import re
+    import subprocess
+    import sys
+
+    root = GATE.parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("### Worked example") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    for name in ("tests", "models", "experiments"):
+        (tmp_path / name).symlink_to(root / name)
+    script = f'virtchaos() {{ "{sys.executable}" -m sim "$@"; }}\n' + block.group(1)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.count("result: ") == 2, out.stdout + out.stderr
+    assert "FAIL  nodedev-crash-loop / modular" in out.stdout
+    assert out.stdout.rstrip().endswith("result: PASS")
+    assert (tmp_path / "build" / "gate.xml").is_file() and (
+        tmp_path / "build" / "diff.md"
+    ).is_file()

@@ -176,8 +176,9 @@ def write_graph(text: str, out: Path) -> GraphFiles:
     exe = shutil.which("dot")
     if exe is None:
         return GraphFiles(dot_path, None, f"Graphviz 'dot' is not on PATH: wrote {dot_path} only")
+    dpi = ["-Gdpi=60"] if fmt == ".png" else []  # big graphs: keep the PNG in the MB range
     proc = subprocess.run(
-        [exe, f"-T{fmt[1:]}", "-o", str(out), str(dot_path)],
+        [exe, f"-T{fmt[1:]}", *dpi, "-o", str(out), str(dot_path)],
         capture_output=True,
         text=True,
         check=False,

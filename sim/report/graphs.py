@@ -8,7 +8,6 @@ daemon.  Colours follow :mod:`sim.dot`: the fault's seeds, what it reaches, exha
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +54,14 @@ def highlight(
 def draw(
     system: System, workload: WorkloadModel, fault: Fault, title: str, folder: Path, stem: str
 ) -> Drawn:
-    """Write ``folder/<stem>.svg`` and ``.png`` (and ``.dot`` with Graphviz)."""
+    """Write ``folder/<stem>.svg`` and ``.png`` (a coarse view: clients and guest groups,
+    drivers, daemons) and ``<stem>.dot``, the full graph for Graphviz.  The coarse view is
+    drawn the same way on every machine, Graphviz or not, and stays readable on one page;
+    ``virtchaos graph`` renders the full one."""
     graph = build_graph(system, workload)
     hl, mode, guests = highlight(system, workload, fault, graph)
-    if shutil.which("dot") is not None:
-        collapsed, mapping = collapse_guests(graph)
-        text = to_dot(collapsed, title, hl.mapped(mapping))
-        for suffix in (".svg", ".png"):
-            write_graph(text, folder / f"{stem}{suffix}")
-        return Drawn("graphviz", mode, guests)
+    collapsed, mapping = collapse_guests(graph)
+    write_graph(to_dot(collapsed, title, hl.mapped(mapping)), folder / f"{stem}.dot")
     save(coarse_figure(system, graph, hl, title), folder, stem)
     return Drawn("matplotlib", mode, guests)
 

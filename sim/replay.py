@@ -22,15 +22,21 @@ class Replayed:
     events: list[tuple[float, str, str, dict[str, Any]]]
 
 
-def load_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
+def read_json(path: Path, missing: str) -> dict[str, Any]:
+    """A JSON file of a results folder; ``missing`` is the error when it is absent."""
     if not path.is_file():
-        raise ResultsError(f"{folder} is not a results folder (no manifest.json)")
+        raise ResultsError(missing)
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc.msg})") from None
-    return manifest
+    return data
+
+
+def load_manifest(folder: Path) -> dict[str, Any]:
+    return read_json(
+        folder / "manifest.json", f"{folder} is not a results folder (no manifest.json)"
+    )
 
 
 def changed_inputs(manifest: dict[str, Any]) -> list[str]:

@@ -84,37 +84,6 @@ class WorkerPool:
         return self.busy_normal + self.busy_prio
 
 
-class Lock:
-    """A mutex (a driver-wide lock or one object's lock)."""
-
-    __slots__ = ("env", "held", "waiting")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.held = False
-        self.waiting: deque[simpy.Event] = deque()
-
-    def acquire(self) -> simpy.Event | None:
-        if not self.held:
-            self.held = True
-            return None
-        event = self.env.event()
-        self.waiting.append(event)
-        return event
-
-    def release(self) -> None:
-        if self.waiting:
-            self.waiting.popleft().succeed()
-        else:
-            self.held = False
-
-    def cancel(self, event: simpy.Event) -> None:
-        if event.triggered:
-            self.release()
-        elif event in self.waiting:
-            self.waiting.remove(event)
-
-
 class Slots:
     """A counting semaphore (requests in flight on one connection)."""
 
@@ -145,3 +114,20 @@ class Slots:
             self.release()
         elif event in self.waiting:
             self.waiting.remove(event)
+
+
+class Lock(Slots):
+    """A mutex (a driver-wide lock or one object's lock): a semaphore of one."""
+
+    __slots__ = ()
+
+    def __init__(self, env: simpy.Environment) -> None:
+        super().__init__(env, 1)
+
+    @property
+    def held(self) -> bool:
+        return self.used > 0
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        self.used = 1 if value else 0

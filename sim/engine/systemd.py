@@ -35,6 +35,20 @@ INACTIVE, ACTIVATING, ACTIVE, FAILED = "inactive", "activating", "active", "fail
 LISTENING = "listening"
 
 
+def rate_limited(events: deque[float], now: float, interval: float, burst: int) -> bool:
+    """systemd's ratelimit: record an event at ``now`` unless ``burst`` events already
+    happened within the last ``interval`` seconds (then True).  A zero interval or burst
+    disables the limit."""
+    if interval <= 0 or burst <= 0:
+        return False
+    while events and events[0] <= now - interval:
+        events.popleft()
+    if len(events) >= burst:
+        return True
+    events.append(now)
+    return False
+
+
 class UnitRT:
     """Runtime state shared by every unit kind."""
 
@@ -63,17 +77,11 @@ class ServiceRT(UnitRT):
         self.restart_token = 0
 
     def start_limit_hit(self) -> bool:
-        """Record a start; True if it exceeds the start limit (systemd's ratelimit)."""
-        now, spec = self.sim.env.now, self.spec
-        if spec.start_limit_interval_s <= 0 or spec.start_limit_burst <= 0:
-            return False
-        starts = self.starts
-        while starts and starts[0] <= now - spec.start_limit_interval_s:
-            starts.popleft()
-        if len(starts) >= spec.start_limit_burst:
-            return True
-        starts.append(now)
-        return False
+        """Record a start; True if it exceeds the start limit."""
+        spec = self.spec
+        return rate_limited(
+            self.starts, self.sim.env.now, spec.start_limit_interval_s, spec.start_limit_burst
+        )
 
     def wait_active(self) -> simpy.Event:
         event = self.sim.env.event()
@@ -109,14 +117,10 @@ class SocketRT(UnitRT):
         return self.state == LISTENING
 
     def trigger_limit_hit(self) -> bool:
-        now, spec = self.sim.env.now, self.spec
-        triggers = self.triggers
-        while triggers and triggers[0] <= now - spec.trigger_limit_interval_s:
-            triggers.popleft()
-        if len(triggers) >= spec.trigger_limit_burst:
-            return True
-        triggers.append(now)
-        return False
+        spec = self.spec
+        return rate_limited(
+            self.triggers, self.sim.env.now, spec.trigger_limit_interval_s, spec.trigger_limit_burst
+        )
 
     def fail_backlog(self, reason: str) -> None:
         backlog, self.backlog = self.backlog, []

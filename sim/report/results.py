@@ -7,7 +7,6 @@ graphs.  When they are missing or have changed since the run, the report says so
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from sim.errors import ConfigError, ResultsError
 from sim.loader import Loaded
 from sim.model import ExperimentModel
-from sim.replay import changed_inputs, experiment_of, load_manifest
+from sim.replay import changed_inputs, experiment_of, load_manifest, read_json
 from sim.schema.experiment import Experiment
 
 Stat = dict[str, Any]
@@ -80,12 +79,8 @@ def _unique(items: Any) -> list[Any]:
 
 def _read_summary(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
-    if not path.is_file():
-        raise ResultsError(f"{folder} holds no summary.json: run the experiment to the end first")
-    try:
-        summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc.msg})") from None
+    missing = f"{folder} holds no summary.json: run the experiment to the end first"
+    summary = read_json(path, missing)
     for key in ("experiment", "seed", "replications", "rows", "comparisons"):
         if key not in summary:
             raise ResultsError(f"{path}: missing key {key!r}")

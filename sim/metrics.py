@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from sim.engine.trace import Collector
     from sim.schema.experiment import Scenario
 
+HEADLINE = (
+    "blast_radius",
+    "vms_lost",
+    "vms_unmanageable",
+    "unmanageable_vm_seconds",
+    "failed_operations",
+    "time_to_recover_s",
+)
+"""The metrics of DESIGN 4 shown for every scenario; lower is better for all of them."""
+
 MANAGEMENT_OPS = frozenset({"start", "stop", "manage", "config", "reconnect", "connect"})
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from sim.analysis import Analysis, TargetReach, analyze
 from sim.checks import UNIT_REFS
 from sim.model import System, WorkloadModel
+from sim.schema.importmap import ServerField
 from sim.schema.topology import ServiceUnit, SocketUnit
 
 EDGE_KINDS = (*UNIT_REFS, "socket->service", "daemon->driver", "daemon->unit", "server->socket")
@@ -37,15 +38,7 @@ POLICY_FIELDS = (
     "timeout_start_s",
 )
 DAEMON_FIELDS = ("idle_timeout_s", "start_cpu_ms", "stop_grace_s", "roles")
-POOL_FIELDS = (
-    "min_workers",
-    "max_workers",
-    "prio_workers",
-    "max_clients",
-    "max_client_requests",
-    "keepalive_interval_s",
-    "keepalive_count",
-)
+POOL_FIELDS: tuple[str, ...] = get_args(ServerField)
 SOCKET_FIELDS = ("remove_on_stop", "trigger_limit_interval_s", "trigger_limit_burst")
 SMALLER_IS_RISK = {
     "max_workers",

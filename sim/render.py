@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.analysis import OPS, Analysis, OpSets, Reach, TargetReach
+from sim.metrics import HEADLINE
 
 NONE = "-"
 
@@ -114,14 +115,7 @@ def analysis_view(analysis: Analysis) -> Group:
     return Group(*parts)
 
 
-SUMMARY_METRICS = (
-    "blast_radius",
-    "vms_lost",
-    "vms_unmanageable",
-    "unmanageable_vm_seconds",
-    "failed_operations",
-    "time_to_recover_s",
-)
+SUMMARY_METRICS = HEADLINE
 
 
 def _fmt(m: dict[str, Any]) -> str:

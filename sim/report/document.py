@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sim.metrics import HEADLINE
 from sim.report import tables
 from sim.report.assumptions import collect, tally
 from sim.report.figures import FigureSet
-from sim.report.findings import HEADLINE, PRIMARY, all_zero, boot_metrics, findings
+from sim.report.findings import PRIMARY, all_zero, boot_metrics, findings
 from sim.report.fmt import count, seconds
 from sim.report.plotting import Figured
 from sim.report.results import Results

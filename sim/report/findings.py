@@ -12,19 +12,10 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sim.metrics import HEADLINE
 from sim.report.fmt import count, estimate, num
 from sim.report.markdown import md_table
 from sim.report.results import Results, Stat
-
-HEADLINE = (
-    "blast_radius",
-    "vms_lost",
-    "vms_unmanageable",
-    "unmanageable_vm_seconds",
-    "failed_operations",
-    "time_to_recover_s",
-)
-"""The metrics of DESIGN 4 shown for every scenario; lower is better for all of them."""
 
 BOOT = ("daemon_init_cpu_ms", "time_to_autostart_s", "autostart_done")
 BOOT_PREFIX = "daemons_running.t"

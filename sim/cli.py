@@ -428,6 +428,13 @@ def gate(
         typer.Option(help="Only this topology, e.g. the one --topology replaces (repeatable)."),
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    static: Annotated[
+        bool,
+        typer.Option(
+            help="Also fail on the risks `diff` finds between a --topology replacement and "
+            "the experiment's own model."
+        ),
+    ] = True,
 ) -> None:
     """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
 
@@ -452,6 +459,7 @@ def gate(
             jobs,
             need_baseline=not update_baseline,
             only_topologies=only_topology or (),
+            static=static,
         )
         typer.echo(
             f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "
@@ -461,6 +469,10 @@ def gate(
             typer.echo(f"topology {name} <- {path}")
         for note in result.notes:
             typer.echo(f"note: {note}")
+        for name, risks in sorted(result.static.items()):
+            mark = "FAIL" if risks else "PASS"
+            reasons = "".join(f"\n        {r}" for r in risks)
+            typer.echo(f"  {mark}  static diff / {name}{reasons}")
         for case in result.cases:
             mark = "SKIP" if case.missing else ("PASS" if case.passed else "FAIL")
             reasons = "".join(f"\n        {f}" for f in case.failures)

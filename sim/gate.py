@@ -29,7 +29,8 @@ from typing import Any
 from scipy import stats as _st
 
 from sim.errors import ConfigError
-from sim.model import load_experiment, substitute_topologies
+from sim.model import ExperimentModel, load_experiment, substitute_topologies
+from sim.modeldiff import diff_models
 from sim.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
 
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -103,10 +104,12 @@ class GateResult:
     cases: list[CaseVerdict]
     summary: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    static: dict[str, list[str]] = field(default_factory=dict)
+    """Per replaced topology: the changes ``diff`` marks as risks (empty: none)."""
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases)
+        return all(c.passed for c in self.cases) and not any(self.static.values())
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -222,8 +225,15 @@ def run_gate(
     jobs: int = 1,
     need_baseline: bool = True,
     only_topologies: Sequence[str] = (),
+    static: bool = True,
 ) -> GateResult:
     """Re-run ``experiment`` (seed and replications from the baseline) and compare.
+
+    With ``static`` (the default), each topology replaced through ``topologies`` is also
+    compared with the experiment's own by :func:`sim.modeldiff.diff_models`; every change it
+    marks as a risk (a weaker restart policy, a new hard dependency across daemons, a
+    smaller pool, a disabled unit, a wider static blast radius) fails the gate too, with
+    the reason: some harmful changes show no dynamic effect in a given experiment.
 
     Raises
     ------
@@ -233,6 +243,7 @@ def run_gate(
         does not have
     """
     model = substitute_topologies(load_experiment(experiment), topologies or {})
+    risks = _static_risks(experiment, model, topologies or {}) if static else {}
     baseline = read_baseline(baseline_path) if need_baseline or baseline_path.exists() else None
     if baseline is not None and baseline["experiment"] != model.doc.name:
         msg = f"baseline is for experiment {baseline['experiment']!r}, not {model.doc.name!r}"
@@ -256,13 +267,26 @@ def run_gate(
     tol = dict(tolerances or DEFAULT_TOLERANCES)
     cases = compare(baseline or {"rows": []}, summary, tol, held)
     subst = {k: str(v) for k, v in (topologies or {}).items()}
-    result = GateResult(model.doc.name, seed, reps, baseline_path, subst, cases, summary)
+    result = GateResult(
+        model.doc.name, seed, reps, baseline_path, subst, cases, summary, static=risks
+    )
     if baseline is None:
         result.notes.append(f"no baseline at {baseline_path}: nothing to compare")
     missing = [f"{c.scenario} / {c.topology}" for c in cases if c.missing and baseline]
     if missing:
         result.notes.append(f"no baseline row for {', '.join(missing)}: not compared")
     return result
+
+
+def _static_risks(
+    experiment: Path, model: ExperimentModel, topologies: Mapping[str, Path]
+) -> dict[str, list[str]]:
+    original = {s.name: s for s in load_experiment(experiment).systems}
+    out = {}
+    for name in sorted(topologies):
+        new = next(s for s in model.systems if s.name == name)
+        out[name] = diff_models(original[name], new, model.workload).risks
+    return out
 
 
 def write_baseline(result: GateResult, path: Path) -> None:
@@ -274,11 +298,12 @@ def write_baseline(result: GateResult, path: Path) -> None:
 def to_junit(result: GateResult) -> str:
     """JUnit XML: one testcase per scenario x topology, a failure per regression."""
     failures = sum(1 for c in result.cases if not c.passed)
+    failures += sum(1 for risks in result.static.values() if risks)
     skipped = sum(1 for c in result.cases if c.missing)
     suite = ET.Element(
         "testsuite",
         name=f"virtchaos-gate.{result.experiment}",
-        tests=str(len(result.cases)),
+        tests=str(len(result.cases) + len(result.static)),
         failures=str(failures),
         skipped=str(skipped),
         errors="0",
@@ -305,6 +330,13 @@ def to_junit(result: GateResult) -> str:
             for m in case.metrics
         ]
         ET.SubElement(tc, "system-out").text = "\n".join(lines)
+    for name, risks in sorted(result.static.items()):
+        tc = ET.SubElement(
+            suite, "testcase", classname=f"gate.{result.experiment}.static", name=name
+        )
+        if risks:
+            failure = ET.SubElement(tc, "failure", message="; ".join(risks))
+            failure.text = "\n".join(risks)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -314,6 +346,9 @@ def to_junit(result: GateResult) -> str:
 def to_markdown(result: GateResult) -> str:
     failed = [c for c in result.cases if not c.passed]
     verdict = "PASS" if result.passed else f"FAIL ({len(failed)} of {len(result.cases)} cases)"
+    static = [(n, r) for n, rs in sorted(result.static.items()) for r in rs]
+    if static:
+        verdict = f"FAIL ({len(failed)} of {len(result.cases)} cases, {len(static)} static risks)"
     lines = [
         f"### virtchaos gate `{result.experiment}`: {verdict}",
         "",
@@ -328,6 +363,10 @@ def to_markdown(result: GateResult) -> str:
         "tolerance and the Welch 95% interval of the difference excludes zero.",
         "",
     ]
+    if static:
+        lines += ["| topology | static risk (from `virtchaos diff`) |", "|---|---|"]
+        lines += [f"| {n} | {r} |" for n, r in static]
+        lines.append("")
     if failed:
         lines += ["| scenario | topology | failure |", "|---|---|---|"]
         lines += [f"| {c.scenario} | {c.topology} | {f} |" for c in failed for f in c.failures]

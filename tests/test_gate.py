@@ -168,12 +168,18 @@ def test_harmful_mutation_fails_the_gate(name: str, scenario: str, metric: str, 
     [(no_restart, "hypervisor-crash"), (requires_nodedev_socket, "nodedev-crash-loop")],
     ids=["no-restart", "requires-socket"],
 )
-def test_mutations_without_a_dynamic_effect_pass_the_gate(
+def test_mutations_without_a_dynamic_effect_fail_the_gate_on_static_risk(
     edit: Any, scenario: str, tmp: Path
 ) -> None:
-    """Documented: these are caught by ``diff`` (tests/test_diff.py), not by the gate."""
+    """No dynamic regression in the gate experiment (socket activation restarts a daemon
+    without Restart=; Requires= does not follow a socket's start-limit failure), but the
+    static comparison with the experiment's own model flags the change."""
     result = gate(import_host(tmp, f"quiet-{scenario}", edit), scenario)
-    assert result.passed
+    assert failures(result) == {}
+    assert not result.passed
+    risks = result.static["modular"]
+    assert risks and all(":" in r for r in risks)
+    assert g.to_junit(result).count("<failure") == 1
 
 
 def test_binds_to_another_daemons_socket_only_briefly_stops_the_hypervisor(tmp: Path) -> None:
@@ -183,9 +189,10 @@ def test_binds_to_another_daemons_socket_only_briefly_stops_the_hypervisor(tmp: 
     socket again.  The dynamic effect stays under the gate's tolerance; ``diff`` flags the
     new cross-daemon edge (tests/test_diff.py)."""
     result = gate(import_host(tmp, "binds-socket", binds_to_nodedev_socket), "nodedev-crash-loop")
-    assert result.passed
+    assert failures(result) == {}
     stops = [r for r in result.summary["rows"] if r["topology"] == "modular"]
     assert stops and all(r["metrics"]["vms_lost"]["mean"] == 0 for r in stops)
+    assert not result.passed and any("binds_to" in r for r in result.static["modular"])
 
 
 def test_verdict_is_stable_across_repeated_runs(binds_to: tuple[Path, g.GateResult]) -> None:
@@ -201,16 +208,20 @@ def test_junit_has_one_testcase_per_scenario_and_topology(
 ) -> None:
     result = binds_to[1]
     suite = ET.fromstring(g.to_junit(result)).find("testsuite")
-    assert suite is not None and suite.get("failures") == "1"
+    assert suite is not None and suite.get("failures") == "2"
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    assert set(cases) == {("gate.gate.nodedev-crash-loop", "modular")}
+    assert set(cases) == {
+        ("gate.gate.nodedev-crash-loop", "modular"),
+        ("gate.gate.static", "modular"),
+    }
     failure = cases[("gate.gate.nodedev-crash-loop", "modular")].find("failure")
     assert failure is not None
     message = failure.get("message", "")
     assert "blast_radius regressed: 0 -> 1" in message and "95% CI [" in message
     assert "hypothesis modular-contains-nodedev-crash-loop deviated" in message
     md = g.to_markdown(result)
-    assert "FAIL (1 of 1 cases)" in md and "| nodedev-crash-loop | modular | blast_radius" in md
+    assert "FAIL (1 of 1 cases, 1 static risks)" in md
+    assert "| nodedev-crash-loop | modular | blast_radius" in md
 
 
 def invoke(*args: str | Path) -> tuple[int, str, str]:

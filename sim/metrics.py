@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sim.engine.guests import INTERNAL
+
 if TYPE_CHECKING:
     from sim.engine.trace import Collector
     from sim.schema.experiment import Scenario
@@ -76,6 +78,9 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
                 recovered_at = max(recovered_at, t1)
     calls = [r for r in c.calls if w.start <= r.t_start <= w.end and r.client != "probe"]
     failed = [r for r in calls if not r.ok]
+    api = [r for r in calls if r.client != INTERNAL]  # what clients saw
+    latencies = [r.t_end - r.t_start for r in api if r.ok]
+    api_failed = [r for r in api if not r.ok]
     m: dict[str, float] = {
         "vms_running": float(len(running)),
         "vms_lost": float(len(lost)),
@@ -84,11 +89,11 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
         "unmanageable_vm_seconds": seconds,
         "failed_operations": float(sum(r.operation in MANAGEMENT_OPS for r in failed)),
         "time_to_recover_s": recovered_at - w.fault_end,
-        "api_p50_ms": 1000.0 * _percentile([r.t_end - r.t_start for r in calls if r.ok], 0.5),
-        "api_p99_ms": 1000.0 * _percentile([r.t_end - r.t_start for r in calls if r.ok], 0.99),
-        "api_errors": float(len(failed)),
+        "api_p50_ms": 1000.0 * _percentile(latencies, 0.5),
+        "api_p99_ms": 1000.0 * _percentile(latencies, 0.99),
+        "api_errors": float(len(api_failed)),
     }
-    for r in failed:
+    for r in api_failed:
         key = f"api_errors.{r.driver or 'connect'}"
         m[key] = m.get(key, 0.0) + 1.0
     return m

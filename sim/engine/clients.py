@@ -40,13 +40,19 @@ class Session:
     """The connections of one client (or of the probe agent), by URI."""
 
     def __init__(
-        self, sim: Simulation, label: str, profile_timeout: float | None, keepalive_s: float | None
+        self,
+        sim: Simulation,
+        label: str,
+        profile_timeout: float | None,
+        keepalive_s: float | None,
+        reconnect_s: float = 0.0,
     ) -> None:
         self.sim = sim
         self.env = sim.env
         self.label = label
         self.timeout = profile_timeout
         self.keepalive_s = keepalive_s
+        self.reconnect_s = reconnect_s
         self.conns: dict[str, ConnRT] = {}
         self.retry_at: dict[str, float] = {}
 
@@ -90,7 +96,7 @@ class Session:
         """
         env, t0 = self.env, self.env.now
         conn = None if per_call else self.conns.get(uri)
-        if conn is None or not (conn.is_open and conn.daemon.alive and conn.daemon.gen == conn.gen):
+        if conn is None or not conn.usable:
             if conn is not None:
                 conn.close()
                 del self.conns[uri]
@@ -99,7 +105,7 @@ class Session:
                 return None
             opened = yield from self._connect(uri, t0)
             if isinstance(opened, str):
-                self.retry_at[uri] = env.now + self.sim.reconnect_delay(self.label)
+                self.retry_at[uri] = env.now + self.reconnect_s
                 self.sim.record_call(t0, self.label, proc, False, f"connect: {opened}")
                 return False, f"connect: {opened}"
             conn = opened
@@ -140,7 +146,11 @@ class Client:
         self.profile = profile
         ka = profile.keepalive
         self.session = Session(
-            sim, name, profile.timeout_s, None if ka is None else ka.interval_s * (ka.count + 1)
+            sim,
+            name,
+            profile.timeout_s,
+            None if ka is None else ka.interval_s * (ka.count + 1),
+            reconnect_s=profile.reconnect.delay_s,
         )
         self.rng = sim.streams.get(f"client:{name}")
         self.per_call = profile.connection == "per-call"
@@ -186,7 +196,8 @@ class Probes:
         self.proc = sim.procs[spec.procedure]
         self.slo_s = spec.slo_ms / 1000.0
         self.sessions = {
-            g.name: Session(sim, "probe", spec.timeout_s, None) for g in sim.guests.all
+            g.name: Session(sim, "probe", spec.timeout_s, None, reconnect_s=spec.reconnect.delay_s)
+            for g in sim.guests.all
         }
         self.open_since: dict[str, float] = {}
         self.loops: dict[str, simpy.Process] = {}

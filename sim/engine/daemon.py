@@ -136,7 +136,7 @@ class DaemonRT:
                 ev.succeed()
         for conn in sorted(self.outbound, key=lambda c: (c.daemon.name, c.gen, c.label)):
             conn.close()
-        self.sim.guests.daemon_died(self)
+        # guests survive their daemon: nothing happens to them until it starts again
         self.sim.manager.service_exited(self.service, code, by_manager)
 
     # ------------------------------------------------------------------ connections

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sim.model import GuestSpec
 
 STOPPED, STARTING, RUNNING, DEAD = "stopped", "starting", "running", "dead"
+INTERNAL = "(internal)"
+"""The client name of operations a daemon runs on its own (reconnect, autostart)."""
 
 
 class GuestRT:
@@ -102,13 +104,10 @@ class Guests:
                 self.autostarted.add(driver)
                 self.env.process(self._autostart(d, driver))
 
-    def daemon_died(self, d: DaemonRT) -> None:
-        """Guests survive their daemon; nothing changes until it starts again."""
-
     def _reconnect(self, d: DaemonRT, guest: GuestRT, proc: Any) -> Generator[Any, Any, None]:
-        gen = d.gen
+        gen, t0 = d.gen, self.env.now
         ok, err = yield from run_internal(self.sim, d, proc, guest.name)
-        self.sim.record_internal(proc, ok, err)
+        self.sim.record_call(t0, INTERNAL, proc, ok, err)
         if not ok and d.gen == gen and d.alive and guest.state == RUNNING:
             self.kill(guest, f"reconnect failed: {err}")
 
@@ -116,7 +115,8 @@ class Guests:
         start = self.sim.start_proc
         for guest in self.all:
             if guest.spec.driver == driver and guest.spec.autostart and guest.state == STOPPED:
+                t0 = self.env.now
                 ok, err = yield from run_internal(self.sim, d, start, guest.name)
-                self.sim.record_internal(start, ok, err)
+                self.sim.record_call(t0, INTERNAL, start, ok, err)
                 if not d.alive:
                     return

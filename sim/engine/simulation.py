@@ -82,7 +82,7 @@ class Simulation:
         self.routes = self._compile_routes()
         self.guests = Guests(self, steady=start == "steady")
         self.probes = Probes(self)
-        self.operator = Session(self, "operator", None, None)
+        self.operator = Session(self, "operator", None, None, reconnect_s=0.0)
         decls = list(workload.workload.doc.clients) + (scenario.clients if scenario else [])
         self.clients = [
             Client(self, name, _profile(workload, c), c.start_s)
@@ -154,12 +154,6 @@ class Simulation:
         slow = d.slow
         return max(slow.get("*", 1.0), slow.get(proc.driver or "", 1.0), slow.get(proc.name, 1.0))
 
-    def reconnect_delay(self, label: str) -> float:
-        for client in self.clients:
-            if client.name == label:
-                return client.profile.reconnect.delay_s
-        return 5.0 if label == "probe" else 0.0
-
     def pick_targets(self, spec: CallSpec, proc: ProcRT, rng: random.Random) -> list[str | None]:
         if spec.target == "none":
             return [None]
@@ -185,9 +179,6 @@ class Simulation:
                 t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err
             )
         )
-
-    def record_internal(self, proc: ProcRT, ok: bool, err: str) -> None:
-        self.record_call(self.env.now, "(internal)", proc, ok, err)
 
     # ----------------------------------------------------------------- run
     def run(

@@ -117,7 +117,8 @@ class Probe(Sourced):
     """The measuring instrument: one call per running guest every ``every_s``.
 
     A probe that fails, times out or takes longer than ``slo_ms`` marks the guest
-    unmanageable until a probe succeeds within the SLO again.
+    unmanageable until a probe succeeds within the SLO again.  After a failed connection
+    the agent waits ``reconnect.delay_s`` before trying again (its guests stay unmanageable).
     """
 
     procedure: Name
@@ -125,6 +126,7 @@ class Probe(Sourced):
     every_s: PosFloat
     slo_ms: PosFloat
     timeout_s: PosFloat
+    reconnect: Reconnect = Field(default_factory=Reconnect)
 
 
 class Workload(Sourced):

@@ -230,9 +230,16 @@ def resource_problems(sim: Simulation) -> list[str]:
             pool = server.pool
             if pool.busy > len(d.jobs):
                 out.append(f"{d.name}/{name}: {pool.busy} workers busy, {len(d.jobs)} jobs")
-            stale = sum(1 for _, ev in pool.waiting if not ev.callbacks)
+            waiting = pool.waiting
+            stale = sum(1 for _, ev in waiting if not ev.callbacks)
             if stale:
                 out.append(f"{d.name}/{name}: {stale} abandoned waiters for a worker")
+            if waiting and pool.idle_normal:
+                out.append(f"{d.name}/{name}: a normal worker idles beside {len(waiting)} jobs")
+            if pool.idle_prio and any(high for high, _ in waiting):
+                out.append(f"{d.name}/{name}: a priority worker idles beside a priority job")
+            if not pool.spec_ok():
+                out.append(f"{d.name}/{name}: worker counts out of bounds")
         for key, lock in d.locks.items():
             stale = sum(1 for ev in lock.waiting if not ev.callbacks)
             if stale:

@@ -26,11 +26,30 @@ KEEPALIVE_SWEEP_S = 1.0
 
 
 class ServerRT:
+    """One RPC server of one daemon process generation: its worker pool and client count."""
+
     __slots__ = ("clients", "pool", "spec")
 
-    def __init__(self, env: simpy.Environment, spec: Server) -> None:
+    def __init__(self, daemon: DaemonRT, spec: Server) -> None:
+        sim, name = daemon.sim, f"{daemon.name}:{spec.name}"
+        collector = sim.collector
+        on_spawn = None
+        if collector.keep_trace:
+
+            def on_spawn(workers: int) -> None:
+                collector.emit(daemon.env.now, name, "worker-spawned", workers=workers)
+
         self.spec = spec
-        self.pool = WorkerPool(env, spec.max_workers, spec.prio_workers)
+        self.pool = WorkerPool(
+            daemon.env,
+            spec.max_workers,
+            spec.prio_workers,
+            min_normal=spec.min_workers,
+            spawn_s=spec.worker_spawn_ms / 1000.0,
+            rng=sim.streams.get(f"pool:{name}"),
+            race_normal=spec.race_normal,
+            on_spawn=on_spawn,
+        )
         self.clients = 0
 
 
@@ -72,7 +91,7 @@ class DaemonRT:
         self.gen += 1
         self.alive = True
         self.ready = False
-        self.servers = {s.name: ServerRT(self.env, s) for s in self.spec.servers}
+        self.servers = {s.name: ServerRT(self, s) for s in self.spec.servers}
         self.locks = {}
         for key in sorted(self.stuck_objects, key=repr):
             self.lock(key).held = True

@@ -6,7 +6,10 @@ yields the event only when it has to.  Waiters are served first come, first serv
 
 from __future__ import annotations
 
+import random
 from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
 
 import simpy
 
@@ -14,70 +17,165 @@ NORMAL, PRIORITY = 0, 1
 
 
 class WorkerPool:
-    """A server's worker pool: ``normal`` workers run anything; ``prio`` workers run only
-    high-priority jobs, when every normal worker is busy (libvirt's virThreadPool).
+    """A server's worker pool, run as libvirt's ``virThreadPool`` runs it.
+
+    - One FIFO queue of jobs.  A *normal* worker takes the queue's head, whatever its
+      priority; a *priority* worker takes only high-priority jobs, the oldest first (the
+      ``firstPrio`` pointer).
+    - A job is granted at once when a worker of a kind that may run it is idle.  A
+      high-priority job finding both kinds idle wakes one of each (libvirt signals both
+      condition variables) and the two threads race for the pool mutex: the winner is drawn
+      from ``rng`` (a normal worker with probability ``race_normal``).
+    - Normal workers start at ``min_normal`` and grow one at a time towards ``max_normal``:
+      a job that arrives while no normal worker is idle beyond the queued jobs
+      (``idle - queued <= 0``) spawns one, which is ready ``spawn_s`` later and then takes
+      the queue's head (or goes idle).  libvirt's test ``freeWorkers - jobQueueDepth <= 0``
+      is on unsigned counters, so it holds only when they are *equal*: a job that arrives
+      while jobs already wait for a worker spawns none, and the pool stops growing until the
+      backlog drains.  Workers never shrink; priority workers are fixed.
 
     The grant event's value says which kind of worker the job got; pass it to ``release``.
     """
 
     __slots__ = (
         "acquired",
-        "busy_normal",
-        "busy_prio",
         "env",
-        "normal",
+        "idle_normal",
+        "idle_prio",
+        "max_normal",
+        "on_spawn",
         "prio",
+        "prio_queue",
+        "queue",
+        "queued",
+        "race_normal",
+        "rng",
+        "spawn_s",
+        "spawned",
+        "spawning",
         "waited",
-        "waiting",
+        "workers",
     )
 
-    def __init__(self, env: simpy.Environment, normal: int, prio: int) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        normal: int,
+        prio: int,
+        *,
+        min_normal: int | None = None,
+        spawn_s: float = 0.0,
+        rng: random.Random | None = None,
+        race_normal: float = 0.5,
+        on_spawn: Callable[[int], None] | None = None,
+    ) -> None:
+        start = normal if min_normal is None else min(min_normal, normal)
         self.env = env
-        self.normal = normal
+        self.max_normal = normal
         self.prio = prio
-        self.busy_normal = 0
-        self.busy_prio = 0
-        self.waiting: deque[tuple[bool, simpy.Event]] = deque()
+        self.workers = start
+        self.idle_normal = start
+        self.idle_prio = prio
+        self.spawning = 0
+        self.spawn_s = spawn_s
+        self.rng = rng
+        self.race_normal = race_normal
+        self.on_spawn = on_spawn
+        self.queue: deque[list[Any]] = deque()  # entries [high, event, queued]
+        self.prio_queue: deque[list[Any]] = deque()
+        self.queued = 0
         self.acquired = 0
         self.waited = 0
+        self.spawned = 0
 
     def acquire(self, high: bool) -> int | simpy.Event:
         self.acquired += 1
-        if self.busy_normal < self.normal:
-            self.busy_normal += 1
+        if self.idle_normal == self.queued and self.workers < self.max_normal:
+            self._spawn()
+        if self.idle_normal:
+            if high and self.idle_prio and self._prio_wins():
+                self.idle_prio -= 1
+                return PRIORITY
+            self.idle_normal -= 1
             return NORMAL
-        if high and self.busy_prio < self.prio:
-            self.busy_prio += 1
+        if high and self.idle_prio:
+            self.idle_prio -= 1
             return PRIORITY
         self.waited += 1
         event = self.env.event()
-        self.waiting.append((high, event))
+        entry = [high, event, True]
+        self.queue.append(entry)
+        if high:
+            self.prio_queue.append(entry)
+        self.queued += 1
         return event
 
-    def release(self, kind: int) -> None:
-        waiting = self.waiting
-        if kind == NORMAL:
-            if waiting:
-                waiting.popleft()[1].succeed(NORMAL)
-            else:
-                self.busy_normal -= 1
+    def _prio_wins(self) -> bool:
+        rng = self.rng
+        return rng is not None and rng.random() >= self.race_normal
+
+    def _spawn(self) -> None:
+        self.workers += 1
+        self.spawned += 1
+        if self.on_spawn is not None:
+            self.on_spawn(self.workers)
+        if self.spawn_s <= 0:
+            self.idle_normal += 1
             return
-        for i, (high, event) in enumerate(waiting):
-            if high:
-                del waiting[i]
-                event.succeed(PRIORITY)
-                return
-        self.busy_prio -= 1
+        self.spawning += 1
+        cast(list[Any], self.env.timeout(self.spawn_s).callbacks).append(self._ready)
+
+    def _ready(self, _: simpy.Event) -> None:
+        self.spawning -= 1
+        self.release(NORMAL)
+
+    def release(self, kind: int) -> None:
+        """A worker of ``kind`` is free: it takes the next job it may run, or goes idle."""
+        queue = self.queue if kind == NORMAL else self.prio_queue
+        while queue and not queue[0][2]:
+            queue.popleft()
+        if queue:
+            entry = queue.popleft()
+            entry[2] = False
+            self.queued -= 1
+            entry[1].succeed(kind)
+        elif kind == NORMAL:
+            self.idle_normal += 1
+        else:
+            self.idle_prio += 1
 
     def cancel(self, event: simpy.Event) -> None:
         """A waiter gives up: drop its place, or hand back a grant it never used."""
         if event.triggered:
             self.release(event.value if isinstance(event.value, int) else NORMAL)
             return
-        for i, (_, waiting) in enumerate(self.waiting):
-            if waiting is event:
-                del self.waiting[i]
+        for entry in self.queue:
+            if entry[1] is event and entry[2]:
+                entry[2] = False
+                self.queued -= 1
                 return
+
+    def spec_ok(self) -> bool:
+        """Counts within bounds: busy and idle workers of each kind never exceed the pool."""
+        return (
+            0 <= self.idle_normal <= self.workers - self.spawning
+            and self.workers <= self.max_normal
+            and 0 <= self.idle_prio <= self.prio
+            and self.queued == len(self.waiting)
+        )
+
+    @property
+    def waiting(self) -> list[tuple[bool, simpy.Event]]:
+        """The queued jobs, oldest first, as ``(high, event)`` (for tests and traces)."""
+        return [(e[0], e[1]) for e in self.queue if e[2]]
+
+    @property
+    def busy_normal(self) -> int:
+        return self.workers - self.spawning - self.idle_normal
+
+    @property
+    def busy_prio(self) -> int:
+        return self.prio - self.idle_prio
 
     @property
     def busy(self) -> int:

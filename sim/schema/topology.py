@@ -17,8 +17,11 @@ NonNeg = Annotated[float, Field(ge=0)]
 class Server(Sourced):
     """An RPC server inside a daemon: a worker pool behind one or more sockets.
 
-    Priority workers run only high-priority procedures, and only when every normal worker is
-    busy; normal workers run anything (LIBVIRT-FACTS 3).
+    The pool runs as libvirt's virThreadPool (see :class:`sim.engine.primitives.WorkerPool`):
+    one FIFO queue; normal workers take its head, priority workers only high-priority jobs;
+    both kinds race for a high-priority job when both are idle (a normal worker wins with
+    probability ``race_normal``); normal workers grow from ``min_workers`` to
+    ``max_workers``, each new one ready ``worker_spawn_ms`` after the job that spawned it.
     """
 
     name: Name
@@ -30,6 +33,8 @@ class Server(Sourced):
     max_client_requests: PosInt = 5
     keepalive_interval_s: float = 5.0
     keepalive_count: NonNegInt = 5
+    worker_spawn_ms: NonNeg = 0.1
+    race_normal: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     @model_validator(mode="after")
     def _pool(self) -> Server:

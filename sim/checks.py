@@ -257,10 +257,12 @@ def check_workload(model: WorkloadModel) -> list[ConfigIssue]:
     for imp in model.imports:
         for i, p in enumerate(imp.doc.profiles):
             out += _check_calls(model, imp, ("profiles", i), p.calls, procs)
-    probe = procs.get(wl.doc.probe.procedure)
-    if probe is None or probe.internal:
-        msg = f"unknown or internal procedure {wl.doc.probe.procedure!r}"
-        out.append(wl.issue(("probe", "procedure"), msg))
+    for field, names in (("before", wl.doc.probe.before), ("procedure", [wl.doc.probe.procedure])):
+        for name in names:
+            probe = procs.get(name)
+            if probe is None or probe.internal:
+                msg = f"unknown or internal procedure {name!r}"
+                out.append(wl.issue(("probe", field), msg))
     return out
 
 
@@ -270,10 +272,21 @@ def _check_calls(
     out = []
     for j, call in enumerate(calls):
         here = (*loc, "calls", j)
-        proc = procs.get(call.procedure)
-        if proc is None or proc.internal:
-            msg = f"unknown or internal procedure {call.procedure!r}"
-            out.append(doc.issue((*here, "procedure"), msg))
+        if call.command is not None:
+            cmd = model.commands.get(call.command)
+            if cmd is None:
+                out.append(doc.issue((*here, "command"), f"unknown command {call.command!r}"))
+            steps = [] if cmd is None else cmd.steps
+        else:
+            steps = [*call.before, call.procedure]
+        for k, name in enumerate(steps):
+            proc = procs.get(name)
+            if proc is None or proc.internal:
+                field = "procedure" if call.command is None and k == len(steps) - 1 else "command"
+                if call.command is None and k < len(steps) - 1:
+                    field = "before"
+                msg = f"unknown or internal procedure {name!r}"
+                out.append(doc.issue((*here, field), msg))
         if call.object is not None and call.object not in model.objects:
             out.append(doc.issue((*here, "object"), f"unknown object {call.object!r}"))
         if call.group is not None and call.group not in {g.name for g in model.workload.doc.guests}:
@@ -301,6 +314,8 @@ def resolve_target(system: System, model: WorkloadModel, key: str, value: str) -
         return [value] if value in model.objects else []
     if key == "guest":
         return [value] if any(g.name == value for g in model.guests) else []
+    if key == "group":
+        return [g.name for g in model.guests if g.group == value]
     raise AssertionError(key)
 
 

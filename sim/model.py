@@ -19,7 +19,7 @@ from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
 from sim.schema.catalog import Driver, ObjectKind, Procedure
 from sim.schema.experiment import Scenario
 from sim.schema.topology import Daemon, ServiceUnit, SocketUnit, Unit
-from sim.schema.workload import ClientProfile, Probe
+from sim.schema.workload import ClientProfile, Command, Probe
 
 
 def apply_preset(units: Sequence[str], preset_rules: Sequence[tuple[str, str]]) -> set[str]:
@@ -155,10 +155,31 @@ class WorkloadModel:
         return self.workload.doc.probe
 
     @cached_property
+    def commands(self) -> dict[str, Command]:
+        out = {c.name: c for imp in self.imports for c in imp.doc.commands}
+        out.update({c.name: c for c in self.workload.doc.commands})
+        return out
+
+    @cached_property
     def profiles(self) -> dict[str, ClientProfile]:
+        """Client profiles by name, each call given as ``procedure`` plus ``before`` (a
+        library command is expanded: its last step is the procedure)."""
         out = {p.name: p for imp in self.imports for p in imp.doc.profiles}
         out.update({p.name: p for p in self.workload.doc.profiles})
-        return out
+        return {name: self._expanded(p) for name, p in out.items()}
+
+    def _expanded(self, profile: ClientProfile) -> ClientProfile:
+        if all(c.command is None for c in profile.calls):
+            return profile
+        calls = []
+        for c in profile.calls:
+            cmd = self.commands.get(c.command or "")
+            if cmd is not None:
+                c = c.model_copy(
+                    update={"procedure": cmd.steps[-1], "before": cmd.steps[:-1], "command": None}
+                )
+            calls.append(c)
+        return profile.model_copy(update={"calls": calls})
 
     @cached_property
     def guests(self) -> list[GuestSpec]:

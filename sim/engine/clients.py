@@ -16,8 +16,11 @@ own ``max_client_requests`` slots and measure the agent, not the daemon).  A gue
 unmanageable from the start of a probe that fails or misses the SLO until a probe succeeds
 within it.  Cost: one short call per guest per period (5 calls/s for 50 guests every 10 s,
 well under 1% of one worker), one connection per guest (which, like any client's, keeps an
-idle daemon from exiting), and a timed-out probe keeps its worker until the daemon answers,
-so a stuck guest holds at most ``max_client_requests`` workers through its probes.
+idle daemon from exiting), and a timed-out probe keeps its worker until the daemon answers;
+the agent makes no new probe of a guest while its previous one still runs in the daemon (the
+guest stays unmanageable), so a stuck guest holds at most one worker through its probes.
+(An agent that kept calling would fill its connection's ``max_client_requests``, be dropped
+by the daemon's keepalive, reconnect and pile up more: the instrument would cause outages.)
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ if TYPE_CHECKING:
 
 
 class Session:
-    """The connections of one client (or of the probe agent), by URI."""
+    """The connections of one client (or of the probe agent), by URI.
+
+    A *command* is an ordered list of calls on one connection (a ``virsh`` command: the
+    handshake on a new connection, a lookup, the call): the first failure or timeout ends
+    it, and the timeout bounds the whole command.  A command that ends early records its
+    last call as failed too (the operation the user asked for did not happen).
+    """
 
     def __init__(
         self,
@@ -53,14 +62,15 @@ class Session:
         self.timeout = profile_timeout
         self.keepalive_s = keepalive_s
         self.reconnect_s = reconnect_s
+        self.inline = profile_timeout is None and keepalive_s is None
+        self.last_job: simpy.Process | None = None
         self.conns: dict[str, ConnRT] = {}
         self.retry_at: dict[str, float] = {}
 
     def _wait(self, job: simpy.Process, t0: float) -> Generator[simpy.Event, Any, str]:
-        """Wait for ``job`` until the timeout: ``""`` once it finished (its value is
+        """Wait for ``job`` until the timeout (if any): ``""`` once it finished (its value is
         ``job.value``), else why the client gave up (``timeout``, or an interrupt's cause)."""
         env = self.env
-        assert self.timeout is not None
         done = env.event()
 
         def fire(_: simpy.Event) -> None:
@@ -68,7 +78,9 @@ class Session:
                 done.succeed()
 
         cast(list[Any], job.callbacks).append(fire)
-        cast(list[Any], env.timeout(max(t0 + self.timeout - env.now, 0.0)).callbacks).append(fire)
+        if self.timeout is not None:
+            timer = env.timeout(max(t0 + self.timeout - env.now, 0.0))
+            cast(list[Any], timer.callbacks).append(fire)
         try:
             yield done
         except simpy.Interrupt as exc:
@@ -76,59 +88,87 @@ class Session:
         return "" if job.triggered else "timeout"
 
     def _connect(self, uri: str, t0: float) -> Generator[simpy.Event, Any, ConnRT | str]:
+        opening = open_conn(self.sim, uri, self.label, ka_s=self.keepalive_s)
         if self.timeout is None:
-            return (yield from open_conn(self.sim, uri, self.label))
-        opener = self.env.process(open_conn(self.sim, uri, self.label))
+            return (yield from opening)
+        opener = self.env.process(opening)
         why = yield from self._wait(opener, t0)
         if why:
             cast(list[Any], opener.callbacks).append(_close_late)
             return why
         return cast(ConnRT | str, opener.value)
 
+    def _conn(
+        self, uri: str, per_call: bool, t0: float
+    ) -> Generator[simpy.Event, Any, ConnRT | str | None]:
+        """The connection for a command: cached, or opened now; ``None`` while the client
+        waits to reconnect."""
+        conn = None if per_call else self.conns.get(uri)
+        if conn is not None and conn.usable:
+            return conn
+        if conn is not None:
+            conn.close()
+            del self.conns[uri]
+            self.sim.collector.emit(t0, self.label, "disconnected", uri=uri)
+        if self.env.now < self.retry_at.get(uri, 0.0):
+            return None
+        opened = yield from self._connect(uri, t0)
+        if isinstance(opened, str):
+            self.retry_at[uri] = self.env.now + self.reconnect_s
+            return f"connect: {opened}"
+        if not per_call:
+            self.conns[uri] = opened
+        return opened
+
+    def _on(
+        self, conn: ConnRT, proc: ProcRT, target: str | None, t0: float
+    ) -> Generator[simpy.Event, Any, tuple[bool, str]]:
+        """One call on ``conn``.  Without a timeout or keepalive the daemon's job runs
+        inline in the client's process (it cannot be abandoned anyway), which saves a
+        process per call."""
+        if self.inline:
+            return (yield from server_job(self.sim, conn, proc, target))
+        env = self.env
+        me = cast(simpy.Process, env.active_process)
+        job = self.last_job = env.process(server_job(self.sim, conn, proc, target))
+        conn.waiters[me] = None
+        try:
+            why = yield from self._wait(job, t0)
+        finally:
+            conn.waiters.pop(me, None)
+        return (False, why) if why else cast(tuple[bool, str], job.value)
+
+    def command(
+        self, uri: str, procs: list[ProcRT], target: str | None, per_call: bool
+    ) -> Generator[simpy.Event, Any, tuple[bool, str] | None]:
+        """Run ``procs`` in order on one connection; ``None`` if skipped because the client
+        waits to reconnect."""
+        t0 = self.env.now
+        conn = yield from self._conn(uri, per_call, t0)
+        if conn is None:
+            return None
+        if isinstance(conn, str):
+            self.sim.record_call(t0, self.label, procs[-1], False, conn)
+            return False, conn
+        ok, err = True, ""
+        for i, proc in enumerate(procs):
+            t_call = t0 if i == 0 else self.env.now
+            ok, err = yield from self._on(conn, proc, target, t0)
+            self.sim.record_call(t_call, self.label, proc, ok, err)
+            if not ok:
+                if i < len(procs) - 1:
+                    err = f"{proc.name}: {err}"
+                    self.sim.record_call(t0, self.label, procs[-1], False, err)
+                break
+        if per_call or err == "keepalive":
+            conn.close()
+        return ok, err
+
     def call(
         self, uri: str, proc: ProcRT, target: str | None, per_call: bool
     ) -> Generator[simpy.Event, Any, tuple[bool, str] | None]:
-        """One call; ``None`` if skipped because the client waits to reconnect.
-
-        Without a timeout the daemon's job runs inline in the client's process (it cannot be
-        abandoned anyway), which saves a process per call; keepalive reaches it as an
-        interrupt (see :meth:`DaemonRT.hang_process`).
-        """
-        env, t0 = self.env, self.env.now
-        conn = None if per_call else self.conns.get(uri)
-        if conn is None or not conn.usable:
-            if conn is not None:
-                conn.close()
-                del self.conns[uri]
-                self.sim.collector.emit(t0, self.label, "disconnected", uri=uri)
-            if env.now < self.retry_at.get(uri, 0.0):
-                return None
-            opened = yield from self._connect(uri, t0)
-            if isinstance(opened, str):
-                self.retry_at[uri] = env.now + self.reconnect_s
-                self.sim.record_call(t0, self.label, proc, False, f"connect: {opened}")
-                return False, f"connect: {opened}"
-            conn = opened
-            if not per_call:
-                self.conns[uri] = conn
-        d, ka = conn.daemon, self.keepalive_s
-        me = cast(simpy.Process, env.active_process)
-        if ka is not None:
-            d.ka_waiters[me] = (t0, ka)
-        try:
-            if self.timeout is None:
-                ok, err = yield from server_job(self.sim, conn, proc, target)
-            else:
-                job = env.process(server_job(self.sim, conn, proc, target))
-                why = yield from self._wait(job, t0)
-                ok, err = (False, why) if why else cast(tuple[bool, str], job.value)
-        finally:
-            if ka is not None:
-                d.ka_waiters.pop(me, None)
-        if per_call or err == "keepalive":
-            conn.close()
-        self.sim.record_call(t0, self.label, proc, ok, err)
-        return ok, err
+        """One call: a command of one step."""
+        return (yield from self.command(uri, [proc], target, per_call))
 
 
 def _close_late(event: simpy.Event) -> None:
@@ -159,7 +199,8 @@ class Client:
 
     def _loop(self, spec: CallSpec, i: int, start_s: float) -> Generator[simpy.Event, Any, None]:
         env, rng = self.sim.env, self.rng
-        proc = self.sim.procs[spec.procedure]
+        assert spec.procedure is not None  # commands are expanded by the workload model
+        steps = [self.sim.proc_for(n, spec.nowait) for n in [*spec.before, spec.procedure]]
         period = spec.every_s
         if not spec.jitter:
             first = start_s
@@ -170,17 +211,17 @@ class Client:
         yield env.timeout(first)
         while True:
             if self.per_call:
-                env.process(self._tick(spec, proc, rng))
+                env.process(self._tick(spec, steps, rng))
             else:
-                yield from self._tick(spec, proc, rng)
+                yield from self._tick(spec, steps, rng)
             gap = period if period else rng.expovariate(spec.rate_per_s)  # type: ignore[arg-type]
             yield env.timeout(gap)
 
     def _tick(
-        self, spec: CallSpec, proc: ProcRT, rng: random.Random
+        self, spec: CallSpec, steps: list[ProcRT], rng: random.Random
     ) -> Generator[simpy.Event, Any, None]:
-        for target in self.sim.pick_targets(spec, proc, rng):
-            result = yield from self.session.call(spec.uri, proc, target, self.per_call)
+        for target in self.sim.pick_targets(spec, steps[-1], rng):
+            result = yield from self.session.command(spec.uri, steps, target, self.per_call)
             if result is None:
                 return
 
@@ -193,7 +234,7 @@ class Probes:
         self.env = sim.env
         spec = sim.workload.probe
         self.spec = spec
-        self.proc = sim.procs[spec.procedure]
+        self.steps = [sim.procs[n] for n in [*spec.before, spec.procedure]]
         self.slo_s = spec.slo_ms / 1000.0
         self.sessions = {
             g.name: Session(sim, "probe", spec.timeout_s, None, reconnect_s=spec.reconnect.delay_s)
@@ -217,11 +258,17 @@ class Probes:
     def _loop(self, guest: GuestRT) -> Generator[simpy.Event, Any, None]:
         env, every = self.env, self.spec.every_s
         yield env.timeout(self.phase[guest.name])
+        session = self.sessions[guest.name]
         while guest.state == RUNNING:
             t0 = env.now
-            session = self.sessions[guest.name]
-            result = yield from session.call(self.spec.uri, self.proc, guest.name, False)
-            good = result is not None and result[0] and env.now - t0 <= self.slo_s
+            stuck = session.last_job
+            if stuck is not None and stuck.is_alive:
+                # the previous probe of this guest is still running in the daemon: the
+                # agent does not pile another on it; the guest stays unmanageable
+                good = False
+            else:
+                result = yield from session.command(self.spec.uri, self.steps, guest.name, False)
+                good = result is not None and result[0] and env.now - t0 <= self.slo_s
             if guest.state != RUNNING:
                 break
             if not good and guest.name not in self.open_since:

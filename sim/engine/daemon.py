@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.engine.primitives import Lock, WorkerPool
+from sim.engine.primitives import JobSlot, Lock, WorkerPool
 from sim.engine.systemd import ACTIVATING, ServiceRT, SocketRT
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class DaemonRT:
         self.servers: dict[str, ServerRT] = {}
         self.server_of_socket = {s: srv.name for srv in spec.servers for s in srv.sockets}
         self.locks: dict[Any, Lock] = {}
+        self.job_slots: dict[Any, JobSlot] = {}
         self.jobs: dict[simpy.Process, None] = {}  # insertion-ordered: deterministic
         self.connections = 0
         self.idle_token = 0
@@ -80,7 +81,7 @@ class DaemonRT:
         self.crash_after_s = 0.0
         self.cpu_ms = 0.0
         self.death: simpy.Event = sim.env.event()
-        self.ka_waiters: dict[simpy.Process, tuple[float, float]] = {}
+        self.ka_conns: dict[Any, None] = {}  # connections with client keepalive, by age
         self.outbound: set[Any] = set()
         self.stuck_objects: set[Any] = set()
         self.stuck_held: dict[Any, int] = {}
@@ -93,11 +94,12 @@ class DaemonRT:
         self.ready = False
         self.servers = {s.name: ServerRT(self, s) for s in self.spec.servers}
         self.locks = {}
+        self.job_slots = {}
         for key in sorted(self.stuck_objects, key=repr):
             self.lock(key).held = True
             self.stuck_held[key] = self.gen
         self.jobs = {}
-        self.ka_waiters = {}
+        self.ka_conns = {}
         self.connections = 0
         self.loop_block = None
         self.hung_drivers = {}
@@ -234,14 +236,15 @@ class DaemonRT:
             self.env.process(self._keepalive_sweep(self.loop_block))
 
     def _keepalive_sweep(self, block: simpy.Event) -> Generator[simpy.Event, Any, None]:
-        """Clients with keepalive give up on a call once the daemon has not answered for
-        ``interval * (count + 1)`` s (their probes go unanswered while the loop is stuck)."""
+        """Connections with client keepalive die once the daemon has sent nothing for
+        ``interval * (count + 1)`` s, idle ones too (their pings go unanswered while the
+        loop is stuck; before that, the daemon's own pings and replies kept them alive)."""
         while self.loop_block is block:
             now = self.env.now
-            for proc, (t0, ka) in sorted(self.ka_waiters.items(), key=lambda kv: kv[1]):
-                if now - max(self.loop_blocked_since, t0) >= ka - 1e-9 and proc.is_alive:
-                    del self.ka_waiters[proc]
-                    proc.interrupt("keepalive")
+            for conn in list(self.ka_conns):
+                silent = now - max(self.loop_blocked_since, conn.opened_at)
+                if silent >= conn.ka_s - 1e-9:
+                    conn.die("keepalive")
             yield self.env.timeout(KEEPALIVE_SWEEP_S)
 
     def unhang_process(self) -> None:
@@ -259,6 +262,12 @@ class DaemonRT:
         event = self.hung_drivers.pop(driver, None)
         if event is not None and not event.triggered:
             event.succeed()
+
+    def job_slot(self, key: Any) -> JobSlot:
+        slot = self.job_slots.get(key)
+        if slot is None:
+            slot = self.job_slots[key] = JobSlot(self.env)
+        return slot
 
     def lock(self, key: Any) -> Lock:
         lock = self.locks.get(key)

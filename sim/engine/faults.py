@@ -13,6 +13,9 @@ unchanged against every topology.
   ends after ``duration_s`` or, without one, when the process dies.
 - ``slow``: service times of the target multiplied by ``factor``.
 - ``guest-crash``: guests die (a control: not counted as lost).
+- ``guest-hang``: a guest's process (SIGSTOP) or monitor stops answering: calls that talk
+  to its monitor block, holding their job; it ends after ``duration_s``, or when the guest
+  is destroyed (its process is killed first).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def schedule(sim: Simulation, faults: list[Fault], actions: list[Action]) -> Non
 
 
 def _daemons(sim: Simulation, key: str, value: str) -> list[DaemonRT]:
-    if key in ("object", "guest"):
+    if key in ("object", "guest", "group"):
         return []
     names = resolve_target(sim.system, sim.workload, key, value)
     if key == "unit":
@@ -56,6 +59,9 @@ def _fault(sim: Simulation, index: int, fault: Fault) -> Generator[simpy.Event, 
     if fault.kind == "guest-crash":
         for guest in _guests(sim, key, value):
             sim.guests.kill(guest, "control", control=True)
+        return
+    if fault.kind == "guest-hang":
+        yield from _hang_guests(sim, index, fault, _guests(sim, key, value))
         return
     if fault.kind == "hang" and fault.scope == "object":
         yield from _hold_object(sim, fault, key, value)
@@ -146,9 +152,24 @@ def _hold_object(sim: Simulation, fault: Fault, key: str, value: str) -> Generat
         d.lock(lock_key).release()
 
 
+def _hang_guests(
+    sim: Simulation, index: int, fault: Fault, guests: list[Any]
+) -> Generator[simpy.Event, Any, None]:
+    """Stop each guest's process or monitor; let them answer again after ``duration_s``."""
+    hung = [g for g in guests if sim.guests.hang(g, str(fault.scope))]
+    if fault.duration_s is None or not hung:
+        return
+    yield sim.env.timeout(fault.duration_s)
+    for guest in hung:
+        sim.guests.unhang(guest)
+    sim.collector.emit(sim.env.now, f"fault[{index}]", "end")
+
+
 def _guests(sim: Simulation, key: str, value: str) -> list[Any]:
     if key == "guest":
         return [sim.guests.by_name[value]]
+    if key == "group":
+        return [g for g in sim.guests.all if g.spec.group == value]
     daemons = {d.name for d in _daemons(sim, key, value)}
     return [g for g in sim.guests.all if sim.host[g.spec.driver].name in daemons]
 

@@ -27,12 +27,17 @@ INTERNAL = "(internal)"
 
 
 class GuestRT:
-    __slots__ = ("name", "spec", "state")
+    """One guest.  ``monitor_block`` is ``None`` while its process answers its monitor, a
+    pending event while the monitor is hung (its value, ``""``, comes when it answers
+    again), or an event that already carries ``"eof"`` once the process is gone."""
+
+    __slots__ = ("monitor_block", "name", "spec", "state")
 
     def __init__(self, spec: GuestSpec, state: str) -> None:
         self.spec = spec
         self.name = spec.name
         self.state = state
+        self.monitor_block: simpy.Event | None = None
 
     @property
     def alive(self) -> bool:
@@ -53,6 +58,10 @@ class Guests:
 
     def _set(self, guest: GuestRT, state: str, **data: Any) -> None:
         guest.state = state
+        if state == STARTING:
+            guest.monitor_block = None
+        elif state in (STOPPED, DEAD):
+            self._process_gone(guest)
         if state == RUNNING and guest.spec.autostart:
             self.autostart_done.setdefault(guest.name, self.env.now)
         self.sim.collector.emit(self.env.now, guest.name, state, **data)
@@ -74,6 +83,40 @@ class Guests:
             self._set(guest, RUNNING if ok else STOPPED)
         elif effect == "stop" and ok and guest.alive:
             self._set(guest, STOPPED, by=d.name)
+
+    # ----------------------------------------------------------- the guest's own process
+    def _process_gone(self, guest: GuestRT) -> None:
+        block = guest.monitor_block
+        if block is not None and block.triggered:
+            return
+        gone = self.env.event()
+        gone.succeed("eof")
+        guest.monitor_block = gone
+        if block is not None:
+            block.succeed("eof")
+
+    def kill_process(self, target: str | None) -> None:
+        """A stop kills the guest's process before it waits for the guest's job: calls
+        stuck in its monitor end with ``eof``."""
+        guest = self.by_name.get(target or "")
+        if guest is not None and guest.state == RUNNING:
+            self._process_gone(guest)
+
+    def hang(self, guest: GuestRT, scope: str) -> bool:
+        """The guest's process stops (SIGSTOP) or its monitor stops answering: every
+        monitor call on it blocks.  Both scopes look the same to the daemon."""
+        if guest.state != RUNNING or guest.monitor_block is not None:
+            return False
+        guest.monitor_block = self.env.event()
+        self.sim.collector.emit(self.env.now, guest.name, "hung", scope=scope)
+        return True
+
+    def unhang(self, guest: GuestRT) -> None:
+        block = guest.monitor_block
+        if block is not None and not block.triggered:
+            guest.monitor_block = None
+            block.succeed("")
+            self.sim.collector.emit(self.env.now, guest.name, "answers")
 
     def kill(self, guest: GuestRT, reason: str, control: bool = False) -> None:
         if not guest.alive:

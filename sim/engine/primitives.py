@@ -229,3 +229,76 @@ class Lock(Slots):
     @held.setter
     def held(self, value: bool) -> None:
         self.used = 1 if value else 0
+
+
+QUERY, MODIFY, DESTROY, ASYNC = "query", "modify", "destroy", "async"
+
+
+class JobSlot:
+    """One object's job: the serialisation of work on a domain, distinct from its lock.
+
+    One *normal* job (query, modify, destroy) at a time; an *async* job (a guest start)
+    occupies its own slot and, while it runs, admits only ``destroy`` normal jobs.  Waiters
+    are served first come, first served among those the current state admits; a waiter
+    bounds its own wait (see :func:`sim.engine.jobs.begin_job`).  ``queued`` counts the
+    jobs waiting, for a ``max_queued`` limit.
+    """
+
+    __slots__ = ("active", "async_active", "env", "waiting")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.active = False
+        self.async_active = False
+        self.waiting: deque[tuple[str, simpy.Event]] = deque()
+
+    def _admits(self, kind: str) -> bool:
+        if kind == ASYNC:
+            return not self.async_active and not self.active
+        if self.active:
+            return False
+        return not self.async_active or kind == DESTROY
+
+    def _take(self, kind: str) -> None:
+        if kind == ASYNC:
+            self.async_active = True
+        else:
+            self.active = True
+
+    def acquire(self, kind: str) -> simpy.Event | None:
+        if not self.waiting and self._admits(kind):
+            self._take(kind)
+            return None
+        event = self.env.event()
+        self.waiting.append((kind, event))
+        return event
+
+    def release(self, kind: str) -> None:
+        if kind == ASYNC:
+            self.async_active = False
+        else:
+            self.active = False
+        self._grant()
+
+    def _grant(self) -> None:
+        for entry in list(self.waiting):
+            kind, event = entry
+            if self._admits(kind):
+                self.waiting.remove(entry)
+                self._take(kind)
+                event.succeed(kind)
+
+    def cancel(self, event: simpy.Event) -> None:
+        """A waiter gives up (its wait timed out, or it was interrupted)."""
+        if event.triggered:
+            self.release(event.value)
+            return
+        for entry in self.waiting:
+            if entry[1] is event:
+                self.waiting.remove(entry)
+                self._grant()
+                return
+
+    @property
+    def queued(self) -> int:
+        return len(self.waiting)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
+from sim.engine.jobs import NO_HOLD, Hold, JobRules, SweepRT, begin_job, monitor, sweep
 from sim.engine.primitives import Slots
 
 if TYPE_CHECKING:
@@ -50,15 +51,47 @@ class ProcRT:
     calls: list[NestedRT]
     guest_effect: str
     operation: str
+    job: str | None = None
+    monitor: bool = False
+    sweep: SweepRT | None = None
+    rules: JobRules | None = None
+    nowait: bool = False
 
 
 class ConnRT:
-    """One client-side connection to one daemon process generation."""
+    """One client-side connection to one daemon process generation.
 
-    __slots__ = ("daemon", "forwards", "gen", "is_open", "label", "owner", "server", "slots")
+    Keepalive (LIBVIRT-FACTS 10.3) is the connection's: with ``ka_s`` (the client's
+    ``interval * (count + 1)``) the connection dies after that long without a packet from
+    the daemon, idle or not, which happens while the daemon's event loop is stuck.  The
+    daemon's own keepalive (always on: libvirt's client library asks for it) drops a client
+    whose socket it has stopped reading: at ``max_client_requests`` calls in flight it reads
+    nothing more from that client, keepalive answers included.  ``waiters`` are the client
+    processes waiting on a call on this connection; a dead connection interrupts them.
+    """
+
+    __slots__ = (
+        "daemon",
+        "forwards",
+        "full_since",
+        "gen",
+        "is_open",
+        "ka_s",
+        "label",
+        "opened_at",
+        "owner",
+        "server",
+        "slots",
+        "waiters",
+    )
 
     def __init__(
-        self, daemon: DaemonRT, server: ServerRT, label: str, owner: DaemonRT | None = None
+        self,
+        daemon: DaemonRT,
+        server: ServerRT,
+        label: str,
+        owner: DaemonRT | None = None,
+        ka_s: float | None = None,
     ) -> None:
         self.owner = owner
         if owner is not None:
@@ -70,6 +103,12 @@ class ConnRT:
         self.forwards: dict[str, ConnRT] = {}
         self.is_open = True
         self.label = label
+        self.ka_s = ka_s
+        self.opened_at = daemon.env.now
+        self.waiters: dict[simpy.Process, None] = {}
+        self.full_since: float | None = None
+        if ka_s is not None:
+            daemon.ka_conns[self] = None
 
     @property
     def usable(self) -> bool:
@@ -83,23 +122,62 @@ class ConnRT:
         if self.owner is not None:
             self.owner.outbound.discard(self)
         d = self.daemon
+        if self.ka_s is not None:
+            d.ka_conns.pop(self, None)
         if d.alive and d.gen == self.gen:
             d.closed(self.server)
         forwards, self.forwards = self.forwards, {}
         for conn in forwards.values():
             conn.close()
 
+    def die(self, why: str) -> None:
+        """A keepalive timeout: the connection closes and its waiting callers fail."""
+        if not self.is_open:
+            return
+        self.daemon.sim.collector.emit(
+            self.daemon.env.now, self.daemon.name, "connection-dropped", client=self.label, why=why
+        )
+        self.close()
+        waiters, self.waiters = self.waiters, {}
+        for proc in waiters:
+            if proc.is_alive:
+                proc.interrupt(why)
+
+    def reading_stopped(self) -> None:
+        """Every request slot is taken: the daemon stops reading this client; its keepalive
+        drops the client if no reply frees a slot within its timeout."""
+        spec = self.server.spec
+        if self.full_since is not None or spec.keepalive_interval_s <= 0:
+            return
+        since = self.full_since = self.daemon.env.now
+        timeout = spec.keepalive_interval_s * (spec.keepalive_count + 1)
+        env = self.daemon.env
+
+        def check(_: simpy.Event) -> None:
+            if self.full_since != since or not self.usable:
+                return
+            if self.daemon.loop_block is not None:  # a stuck loop runs no timers
+                self.full_since = None
+                return
+            self.die("keepalive")
+
+        cast(list[Any], env.timeout(timeout).callbacks).append(check)
+
 
 def open_conn(
-    sim: Simulation, uri: str, label: str, exclude: DaemonRT | None = None
+    sim: Simulation,
+    uri: str,
+    label: str,
+    exclude: DaemonRT | None = None,
+    ka_s: float | None = None,
 ) -> Generator[simpy.Event, Any, ConnRT | str]:
     """Connect to the first existing socket path of ``uri``'s route; returns the connection
     or an error string (``enoent``: no path exists; ``econnrefused``; ``eof``).
 
     ``exclude`` is the daemon opening the connection (a daemon never connects to itself); it
-    owns the connection, which closes when that daemon's process ends.  Opening costs no
-    worker: the connectOpen/auth calls are not modelled (an assumption; they are short and
-    high-priority, LIBVIRT-FACTS 3)."""
+    owns the connection, which closes when that daemon's process ends.  When the catalog
+    declares a handshake (authentication and ``connectOpen``: RPCs served by a worker of the
+    daemon, LIBVIRT-FACTS 10.3), it runs on the new connection before it is returned."""
     for sock, daemon in sim.routes[uri]:
         if daemon is not exclude and sock.path_present:
             break
@@ -114,8 +192,18 @@ def open_conn(
             return str(err)
     if not daemon.alive:
         return "eof"
-    conn = ConnRT(daemon, daemon.server_for(sock), label, exclude)
+    conn = ConnRT(daemon, daemon.server_for(sock), label, exclude, ka_s)
     daemon.opened()
+    handshake = sim.handshake
+    if handshake is not None:
+        try:
+            ok, err = yield from server_job(sim, conn, handshake, None)
+        except simpy.Interrupt:
+            conn.close()
+            raise
+        if not ok:
+            conn.close()
+            return err
     return conn
 
 
@@ -139,6 +227,10 @@ def server_job(
         if ev is not None:
             yield from _wait_for(ev, slots)
         has_slot = True
+        if not conn.is_open:  # dropped while the request was still unread
+            return False, "eof"
+        if slots.used >= slots.capacity:
+            conn.reading_stopped()
         if d.loop_block is not None:
             yield d.loop_block
         got = pool.acquire(proc.high)
@@ -153,6 +245,7 @@ def server_job(
             result = yield from execute(sim, d, proc, target, NO_CONNS)
         pool.release(kind)
         slots.release()
+        conn.full_since = None
         has_slot, kind = False, -1
         if d.loop_block is not None:
             yield d.loop_block
@@ -208,40 +301,63 @@ def remote(
 def execute(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
 ) -> Generator[simpy.Event, Any, Result]:
-    """Run ``proc`` inside daemon ``d``: driver hang, locks, nested calls, service time."""
+    """Run ``proc`` inside daemon ``d``: driver hang, driver lock, object lock, job, nested
+    calls (under the object's lock and job), sweep, own work (monitor work lets go of the
+    object's lock).  A stop kills the guest's process first, then takes its job (libvirt's
+    ``qemuProcessBeginStopJob``), so a call stuck in that guest's monitor ends."""
     if d.hung_drivers and proc.driver is not None:
         hang = d.hung_drivers.get(proc.driver)
         if hang is not None:
             yield hang
-    held = []
+    driver_lock = None
+    hold, slot = NO_HOLD, None
     try:
         if proc.lock_driver:
             lock = d.lock(proc.driver)
             ev = lock.acquire()
             if ev is not None:
                 yield from _wait_for(ev, lock)
-            held.append(lock)
-        if proc.lock_object and target is not None:
-            lock = d.lock((proc.target_kind, target))
-            ev = lock.acquire()
-            if ev is not None:
-                yield from _wait_for(ev, lock)
-            held.append(lock)
+            driver_lock = lock
         effect = proc.guest_effect
+        if target is not None and (proc.lock_object or proc.job is not None):
+            key = (proc.target_kind, target)
+            if proc.lock_object:
+                hold = Hold(d.lock(key))
+                yield from hold.take()
+            if effect == "stop":
+                sim.guests.kill_process(target)
+            if proc.job is not None:
+                assert proc.rules is not None
+                job_slot = d.job_slot(key)
+                err = yield from begin_job(sim, job_slot, proc.job, proc.rules, hold, proc.nowait)
+                if err:
+                    return False, err
+                slot = job_slot
         if effect == "start" and not sim.guests.begin_start(target, d):
             return False, "invalid-state"
         result = (yield from nested(sim, d, proc, target, conns)) if proc.calls else OK
         if result[0]:
+            if proc.sweep is not None:
+                assert proc.rules is not None
+                yield from sweep(sim, d, proc.sweep, proc.rules, proc.nowait)
             delay = proc.sample_s()
             if d.slow:
                 delay *= sim.slow_factor(d, proc)
-            yield sim.env.timeout(delay)
+            if proc.monitor and target is not None:
+                err = yield from monitor(sim, target, delay, hold)
+                if err:
+                    result = False, err
+            else:
+                yield sim.env.timeout(delay)
         if effect != "none":
             sim.guests.end_effect(effect, target, result[0], d)
         return result
     finally:
-        for lock in reversed(held):
-            lock.release()
+        if slot is not None:
+            slot.release(str(proc.job))
+        hold.drop()
+        if driver_lock is not None:
+            driver_lock.release()
 
 
 def nested(

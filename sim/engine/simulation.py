@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from sim.engine.clients import Client, Probes, Session
 from sim.engine.daemon import DaemonRT
 from sim.engine.faults import schedule
 from sim.engine.guests import RUNNING, STOPPED, Guests
+from sim.engine.jobs import JobRules, SweepRT
 from sim.engine.rng import Streams
 from sim.engine.rpc import NestedRT, ProcRT
 from sim.engine.systemd import Manager, SocketRT
@@ -21,13 +23,13 @@ from sim.engine.trace import CallRecord, Collector
 if TYPE_CHECKING:
     from sim.model import System, WorkloadModel
     from sim.schema.catalog import Procedure
+    from sim.schema.common import Distribution
     from sim.schema.experiment import Scenario
     from sim.schema.workload import CallSpec, ClientDecl, ClientProfile
 
 
-def sampler(proc: Procedure, rng: random.Random) -> Callable[[], float]:
-    """A function drawing the procedure's service time in seconds."""
-    d = proc.service
+def sampler(d: Distribution, rng: random.Random) -> Callable[[], float]:
+    """A function drawing a service time in seconds from ``d`` (milliseconds)."""
     if d.dist == "constant":
         value = d.value_ms / 1000.0
         return lambda: value
@@ -100,18 +102,30 @@ class Simulation:
         )
         kinds = {k.driver: k.name for k in cat.object_kinds}
         self.guest_kind = kinds.get(self.guest_drivers[0], "") if self.guest_drivers else ""
+        self.kind_driver = {k.name: k.driver for k in cat.object_kinds}
+        rules = {d.name: JobRules(d.job_wait_s, d.max_queued_jobs) for d in cat.drivers}
         self.procs: dict[str, ProcRT] = {}
         for p in cat.procedures:
             rng = self.streams.get(f"service:{p.name}")
             self.procs[p.name] = ProcRT(
-                p.name, p.driver, p.target, p.priority == "high", sampler(p, rng),
+                p.name, p.driver, p.target, p.priority == "high", sampler(p.service, rng),
                 "driver" in p.locks, "object" in p.locks, [], p.guest_effect, p.operation,
+                job=None if p.job == "none" else p.job, monitor=p.monitor,
+                sweep=self._sweep(p), rules=rules.get(p.driver),
             )  # fmt: skip
         for p in cat.procedures:
             self.procs[p.name].calls = [
                 NestedRT(self.procs[c.procedure], c.for_each, c.on_error == "ignore")
                 for c in p.calls
             ]
+        hs = cat.handshake
+        self.handshake = None
+        if hs is not None:
+            sample = sampler(hs.service, self.streams.get(f"service:{hs.name}"))
+            self.handshake = ProcRT(
+                hs.name, None, None, hs.priority == "high", sample, False, False, [], "none",
+                "connect",
+            )  # fmt: skip
         self.start_proc = self.procs[cat.lifecycle.start]
         self.reconnect_proc = {
             d.name: self.procs[d.reconnect_procedure]
@@ -120,6 +134,36 @@ class Simulation:
         }
         self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
         self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
+
+    def _sweep(self, p: Procedure) -> SweepRT | None:
+        each = p.each
+        if each is None:
+            return None
+        rng = self.streams.get(f"service:{p.name}:each")
+        sample = None if each.service is None else sampler(each.service, rng)
+        job = None if each.job == "none" else each.job
+        return SweepRT(each.kind, each.lock, job, each.monitor, sample)
+
+    def proc_for(self, name: str, nowait: bool = False) -> ProcRT:
+        """The compiled procedure; with ``nowait``, a copy that does not wait for jobs."""
+        proc = self.procs[name]
+        if not nowait:
+            return proc
+        key = f"{name}+nowait"
+        variant = self.procs.get(key)
+        if variant is None:
+            variant = self.procs[key] = dataclasses.replace(proc, nowait=True)
+        return variant
+
+    def objects_in(self, d: DaemonRT, kind: str) -> list[str]:
+        """The objects of ``kind`` that daemon ``d`` holds, by name: its running guests for
+        a guest kind, else the workload's objects, when ``d`` hosts the kind's driver."""
+        driver = self.kind_driver.get(kind)
+        if driver not in d.drivers:
+            return []
+        if driver in self.guest_drivers:
+            return [g.name for g in self.guests.all if g.spec.driver == driver and g.alive]
+        return self.workload.objects_of_kind(kind)
 
     def _compile_routes(self) -> dict[str, list[tuple[SocketRT, DaemonRT]]]:
         routes = {}

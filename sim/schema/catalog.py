@@ -27,6 +27,8 @@ class Driver(Sourced):
     init_cpu_ms: NonNeg = 0.0
     init_cpu_ms_per_object: dict[Name, NonNeg] = Field(default_factory=dict)
     reconnect_procedure: Name | None = None
+    job_wait_s: Annotated[float, Field(gt=0)] = 30.0
+    max_queued_jobs: Annotated[int, Field(ge=0)] = 0
 
 
 class ObjectKind(Strict):
@@ -50,6 +52,23 @@ class NestedCall(Strict):
     on_error: Literal["fail", "ignore"] = "fail"
 
 
+JobKind = Literal["none", "query", "modify", "destroy", "async"]
+
+
+class Sweep(Strict):
+    """A procedure that visits every object of ``kind`` its daemon holds, in turn (listing
+    or collecting domains): per object it may take the object's lock (``lock``), a job
+    (``job``; one it cannot get within the driver's wait, or at once under the caller's
+    ``nowait``, only skips that object's monitor work) and spend ``service`` (in the
+    object's monitor when ``monitor``)."""
+
+    kind: Name
+    lock: bool = False
+    job: Literal["none", "query", "modify"] = "none"
+    monitor: bool = False
+    service: Distribution | None = None
+
+
 class Procedure(Sourced):
     """One API procedure.
 
@@ -63,6 +82,10 @@ class Procedure(Sourced):
     guest_effect : ``start`` / ``stop`` change the target guest's state when the call succeeds
     operation : class of management operation, for failed-operation counts and the analysis
     internal : not callable by clients (run by the engine, e.g. reconnect at daemon start)
+    job : the job it takes on its target object (``none``: none); held for the whole call
+    monitor : its own service time is spent in the target guest's monitor (the object's lock
+        is released meanwhile; it blocks while the guest's monitor is hung)
+    each : a sweep over every object of a kind (see :class:`Sweep`)
     """
 
     name: Name
@@ -77,6 +100,9 @@ class Procedure(Sourced):
         "query"
     )
     internal: bool = False
+    job: JobKind = "none"
+    monitor: bool = False
+    each: Sweep | None = None
 
 
 class Lifecycle(Strict):
@@ -86,10 +112,21 @@ class Lifecycle(Strict):
     stop: Name
 
 
+class Handshake(Sourced):
+    """What every new connection runs before its first call (authentication, feature
+    negotiation and ``connectOpen``, taken as one call): an RPC served by a worker of the
+    daemon the connection reaches, whatever its drivers."""
+
+    name: Name
+    priority: Literal["high", "low"] = "high"
+    service: Distribution
+
+
 class Catalog(Sourced):
     kind: Literal["catalog"]
     name: Name
     description: str = ""
+    handshake: Handshake | None = None
     drivers: list[Driver]
     object_kinds: list[ObjectKind]
     procedures: list[Procedure]

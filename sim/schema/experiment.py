@@ -48,6 +48,7 @@ class Target(Strict):
     procedure: Name | None = None
     object: Name | None = None
     guest: Name | None = None
+    group: Name | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Target:
@@ -75,13 +76,15 @@ class Fault(Strict):
     dies, and dies again ``after_start_s`` after each of the next ``count`` starts.  ``hang``
     with ``scope`` ``process`` (nothing answered), ``driver`` (every call into the driver
     blocks) or ``object`` (the object's lock is held).  ``slow`` multiplies service times by
-    ``factor``.  ``guest-crash`` kills guests (a control).  ``duration_s: null`` lasts until
-    the process restarts (or the end of the run).
+    ``factor``.  ``guest-crash`` kills guests (a control).  ``guest-hang`` stops a guest's
+    own process (``scope: process``, SIGSTOP) or its monitor (``scope: monitor``): every
+    call that talks to its monitor blocks; it targets a guest or a guest group.
+    ``duration_s: null`` lasts until the process restarts (or the end of the run).
     """
 
-    kind: Literal["crash", "crash-loop", "hang", "slow", "guest-crash"]
+    kind: Literal["crash", "crash-loop", "hang", "slow", "guest-crash", "guest-hang"]
     target: Target
-    scope: Literal["process", "driver", "object"] | None = None
+    scope: Literal["process", "driver", "object", "monitor"] | None = None
     at_s: NonNeg
     duration_s: PosFloat | None = None
     factor: Annotated[float, Field(ge=1)] = 10.0
@@ -90,9 +93,14 @@ class Fault(Strict):
 
     @model_validator(mode="after")
     def _scope(self) -> Fault:
-        if self.kind == "hang" and self.scope is None:
+        if self.kind == "hang" and self.scope not in ("process", "driver", "object"):
             raise ValueError("a hang needs scope: process, driver or object")
-        if self.kind != "hang" and self.scope is not None:
+        if self.kind == "guest-hang":
+            if self.scope not in ("process", "monitor"):
+                raise ValueError("a guest-hang needs scope: process or monitor")
+            if self.target.guest is None and self.target.group is None:
+                raise ValueError("a guest-hang targets a guest or a group")
+        elif self.kind != "hang" and self.scope is not None:
             raise ValueError(f"scope applies to hangs only, not to '{self.kind}'")
         return self
 

@@ -40,8 +40,18 @@ class GuestGroup(Sourced):
     refs: Refs = Field(default_factory=dict)
 
 
+class Command(Sourced):
+    """A client command: calls made in order on one connection (``virsh pool-refresh``:
+    look the pool up, then refresh it).  The last step is the operation the command is for;
+    the first failure or timeout ends the command."""
+
+    name: Name
+    description: str = ""
+    steps: Annotated[list[Name], Field(min_length=1)]
+
+
 class CallSpec(Strict):
-    """One kind of call a client makes.
+    """One kind of call a client makes: one ``procedure``, or a library ``command``.
 
     ``target``: ``each-guest`` makes one call per guest each period; ``one-guest`` picks one
     guest at random; ``object`` acts on the named object (or a random one of ``object_kind``);
@@ -49,10 +59,13 @@ class CallSpec(Strict):
     procedure that starts (stops) guests picks among stopped (running) ones.  Exactly one of
     ``every_s`` (fixed period) and ``rate_per_s`` (Poisson arrivals) is given.  With
     ``jitter`` (the default) the first call comes at a random phase within the first period;
-    without, exactly at the client's ``start_s``.
+    without, exactly at the client's ``start_s``.  ``nowait`` is the call's "do not wait
+    for a busy object's job" flag (``VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT``).
     """
 
-    procedure: Name
+    procedure: Name | None = None
+    command: Name | None = None
+    before: list[Name] = Field(default_factory=list)
     uri: str
     target: Literal["none", "each-guest", "one-guest", "object"] = "none"
     object: Name | None = None
@@ -61,9 +74,14 @@ class CallSpec(Strict):
     every_s: PosFloat | None = None
     rate_per_s: PosFloat | None = None
     jitter: bool = True
+    nowait: bool = False
 
     @model_validator(mode="after")
     def _one_rate(self) -> CallSpec:
+        if (self.procedure is None) == (self.command is None):
+            raise ValueError("give exactly one of procedure and command")
+        if self.before and self.command is not None:
+            raise ValueError("'before' goes with 'procedure:', a command lists its own steps")
         if (self.every_s is None) == (self.rate_per_s is None):
             raise ValueError("give exactly one of every_s and rate_per_s")
         if self.target == "object" and not (self.object or self.object_kind):
@@ -100,6 +118,7 @@ class ClientProfile(Sourced):
 class ClientProfiles(Sourced):
     kind: Literal["client-profiles"]
     name: Name
+    commands: list[Command] = Field(default_factory=list)
     profiles: list[ClientProfile]
 
 
@@ -114,7 +133,8 @@ class ClientDecl(Strict):
 
 
 class Probe(Sourced):
-    """The measuring instrument: one call per running guest every ``every_s``.
+    """The measuring instrument: one call per running guest every ``every_s``
+    (``before``: calls made first on the same connection, as in a command).
 
     A probe that fails, times out or takes longer than ``slo_ms`` marks the guest
     unmanageable until a probe succeeds within the SLO again.  After a failed connection
@@ -122,6 +142,7 @@ class Probe(Sourced):
     """
 
     procedure: Name
+    before: list[Name] = Field(default_factory=list)
     uri: str
     every_s: PosFloat
     slo_ms: PosFloat
@@ -135,6 +156,7 @@ class Workload(Sourced):
     description: str = ""
     catalog: str
     imports: list[str] = Field(default_factory=list)
+    commands: list[Command] = Field(default_factory=list)
     objects: list[ObjectDecl] = Field(default_factory=list)
     guests: list[GuestGroup] = Field(default_factory=list)
     profiles: list[ClientProfile] = Field(default_factory=list)

@@ -61,6 +61,15 @@ def check_catalog(cat: Loaded[Catalog]) -> list[ConfigIssue]:
         if "object" in p.locks and p.target is None:
             msg = "an 'object' lock needs a target object kind"
             out.append(cat.issue(("procedures", i, "locks"), msg))
+        if p.job != "none" and p.target is None:
+            msg = "a job is taken on the target object: the procedure needs a target"
+            out.append(cat.issue(("procedures", i, "job"), msg))
+        if p.monitor and p.target is None:
+            msg = "monitor work is done by the target guest: the procedure needs a target"
+            out.append(cat.issue(("procedures", i, "monitor"), msg))
+        if p.each is not None and p.each.kind not in kinds:
+            msg = f"unknown object kind {p.each.kind!r}"
+            out.append(cat.issue(("procedures", i, "each", "kind"), msg))
         for j, call in enumerate(p.calls):
             cloc: tuple[Any, ...] = ("procedures", i, "calls", j)
             if call.procedure not in procs:

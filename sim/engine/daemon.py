@@ -76,6 +76,7 @@ class DaemonRT:
         self.loop_block: simpy.Event | None = None
         self.loop_blocked_since = 0.0
         self.hung_drivers: dict[str, simpy.Event] = {}
+        self.pending_init: dict[str, simpy.Event] = {}
         self.slow: dict[str, float] = {}
         self.crash_on_start = 0
         self.crash_after_s = 0.0
@@ -103,16 +104,20 @@ class DaemonRT:
         self.connections = 0
         self.loop_block = None
         self.hung_drivers = {}
+        self.pending_init = {}
         self.slow = {}
         self.death = self.env.event()
         self.sim.collector.emit(self.env.now, self.name, "spawned", gen=self.gen)
         self.env.process(self._init(self.gen))
 
     def _init(self, gen: int) -> Generator[simpy.Event, Any, None]:
+        sim = self.sim
+        later = {d: sim.background_init_ms(d) for d in sorted(self.drivers)}
+        later = {d: ms for d, ms in later.items() if ms > 0}
         cost_ms = self.spec.start_cpu_ms + sum(
-            self.sim.driver_init_ms(drv) for drv in sorted(self.drivers)
+            sim.driver_init_ms(drv) - later.get(drv, 0.0) for drv in sorted(self.drivers)
         )
-        self.cpu_ms += cost_ms
+        self.cpu_ms += cost_ms + sum(later.values())
         self.sim.collector.add(f"init_cpu_ms:{self.name}", cost_ms)
         if self.crash_on_start > 0:
             self.crash_on_start -= 1
@@ -125,10 +130,20 @@ class DaemonRT:
             return
         self.ready = True
         self.sim.collector.emit(self.env.now, self.name, "ready", init_ms=round(cost_ms, 3))
+        for drv, ms in later.items():
+            self.pending_init[drv] = self.env.event()
+            self.env.process(self._init_later(gen, drv, ms))
         self.sim.manager.service_ready(self.service)
         self.sim.guests.daemon_started(self)
         self.accept_backlog()
         self.check_idle()
+
+    def _init_later(self, gen: int, driver: str, ms: float) -> Generator[simpy.Event, Any, None]:
+        """A driver's enumeration on its own thread; its calls wait until it is done."""
+        yield self.env.timeout(ms / 1000.0)
+        if self.gen == gen and self.alive:
+            self.pending_init.pop(driver).succeed()
+            self.sim.collector.emit(self.env.now, self.name, "driver-ready", driver=driver)
 
     def terminate(self, code: int, by_manager: bool, why: str) -> None:
         """A clean stop (SIGTERM from systemd, or idle exit)."""
@@ -152,7 +167,7 @@ class DaemonRT:
                 job.interrupt("eof")
         if self.loop_block is not None and not self.loop_block.triggered:
             self.loop_block.succeed()
-        for ev in self.hung_drivers.values():
+        for ev in [*self.hung_drivers.values(), *self.pending_init.values()]:
             if not ev.triggered:
                 ev.succeed()
         for conn in sorted(self.outbound, key=lambda c: (c.daemon.name, c.gen, c.label)):

@@ -309,6 +309,10 @@ def execute(
         hang = d.hung_drivers.get(proc.driver)
         if hang is not None:
             yield hang
+    if d.pending_init and proc.driver is not None:
+        init = d.pending_init.get(proc.driver)
+        if init is not None:
+            yield init
     driver_lock = None
     hold, slot = NO_HOLD, None
     try:

@@ -134,6 +134,7 @@ class Simulation:
         }
         self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
         self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
+        self.init_later = frozenset(d.name for d in cat.drivers if d.init_in_background)
 
     def _sweep(self, p: Procedure) -> SweepRT | None:
         each = p.each
@@ -184,6 +185,12 @@ class Simulation:
         for kind, per in self.per_object_ms.get(driver, {}).items():
             cost += per * len(self.workload.objects_of_kind(kind))
         return cost
+
+    def background_init_ms(self, driver: str) -> float:
+        """The per-object part of ``driver``'s init when it runs after the daemon is ready."""
+        if driver not in self.init_later:
+            return 0.0
+        return self.driver_init_ms(driver) - self.init_ms.get(driver, 0.0)
 
     def refs(self, target: str | None, kind: str) -> list[str]:
         if target is None:

@@ -16,7 +16,10 @@ class Driver(Sourced):
 
     ``uri`` is what another driver (or a forwarding daemon) opens to reach it; the topology's
     routes map it to a socket.  ``hosts_guests`` marks a hypervisor-like driver whose running
-    guests inhibit the daemon's idle exit when ``inhibits_idle_exit`` is set.
+    guests inhibit the daemon's idle exit when ``inhibits_idle_exit`` is set.  With
+    ``init_in_background`` the per-object part of its initialisation (an enumeration) runs
+    after the daemon is ready, and every call into the driver waits until it is done.
+    ``job_wait_s`` and ``max_queued_jobs`` bound the waits for an object's job.
     """
 
     name: Name
@@ -29,6 +32,7 @@ class Driver(Sourced):
     reconnect_procedure: Name | None = None
     job_wait_s: Annotated[float, Field(gt=0)] = 30.0
     max_queued_jobs: Annotated[int, Field(ge=0)] = 0
+    init_in_background: bool = False
 
 
 class ObjectKind(Strict):

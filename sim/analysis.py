@@ -207,6 +207,8 @@ def _seeds(
     resolved = _check_target(system, workload, kind, name)
     if kind == "guest":
         return [guest_id(name)]
+    if kind == "group":
+        return [guest_id(g) for g in resolved]
     if kind == "object":
         return [object_id(name)]
     if kind == "unit":
@@ -303,7 +305,7 @@ def reach_for_fault(
     """The static bound for one experiment fault: crash, crash-loop and guest-crash fail
     fast; hang and slow are hangs (a slow target is bounded by a hung one)."""
     kind, name = fault.target.key
-    mode: Mode = "hang" if fault.kind in ("hang", "slow") else "crash"
+    mode: Mode = "hang" if fault.kind in ("hang", "slow", "guest-hang") else "crash"
     return reach(system, workload, kind, name, mode, scope=fault.scope, graph=graph)
 
 

@@ -306,6 +306,25 @@ class _Builder:
         if g.autostart:
             self.autostart_holds(g)
 
+    def sweeps(self) -> None:
+        """A procedure that visits every object of a kind waits on each of them (a soft,
+        blocking edge: a hung object stalls the sweep; a failed one does not fail it)."""
+        guest_kinds = {
+            k.name for k in self.system.catalog.doc.object_kinds
+            if self.system.drivers[k.driver].hosts_guests
+        }  # fmt: skip
+        for proc in self.system.catalog.doc.procedures:
+            each = proc.each
+            if each is None or proc_id(proc.name) not in self.graph:
+                continue
+            if each.kind in guest_kinds:
+                owner = self.system.object_kinds[each.kind].driver
+                targets = [guest_id(g.name) for g in self.workload.guests if g.driver == owner]
+            else:
+                targets = [self.object_node(n) for n in self.workload.objects_of_kind(each.kind)]
+            for node in targets:
+                self.edge(proc_id(proc.name), node, "sweeps", "soft", blocking=True)
+
     def client(self, name: str, profile: str) -> None:
         ctx = _Ctx(client_id(name))
         self.node(ctx.node, "client", name, profile=profile)
@@ -313,7 +332,9 @@ class _Builder:
             for refs, obj in self.call_targets(spec):
                 if obj is not None:
                     ctx.dep(self.object_node(obj), "acts-on", False)
-                self.entry_call(ctx, spec.procedure, spec.uri, refs)
+                for step in [*spec.before, spec.procedure]:
+                    if step is not None:
+                        self.entry_call(ctx, step, spec.uri, refs)
         self.flush(ctx, ctx.node)
 
     def call_targets(self, spec: CallSpec) -> list[tuple[Refs, str | None]]:
@@ -335,14 +356,9 @@ class _Builder:
             AUTOSTART: sum(1 for g in guests if g.autostart),
             RECONNECT: len(guests),
         }
-        hop = self.route(wl.probe.uri)
-        per_guest = 1
-        if hop is not None and hop.server is not None:
-            servers = self.system.daemons[hop.daemon].servers
-            spec = next(s for s in servers if s.name == hop.server)
-            per_guest = spec.max_client_requests
-        out[PROBE] = len(guests) * per_guest
-        self.per_context[PROBE] = per_guest
+        # the probe agent makes no new probe of a guest while one still runs in the daemon
+        out[PROBE] = len(guests)
+        self.per_context[PROBE] = 1
         for c in wl.workload.doc.clients:
             profile = wl.profiles.get(c.profile)
             if profile is not None:
@@ -358,6 +374,7 @@ class _Builder:
         for c in sorted(self.workload.workload.doc.clients, key=lambda c: c.name):
             if c.profile in self.workload.profiles:
                 self.client(c.name, c.profile)
+        self.sweeps()
         self.graph.graph["holds"] = tuple(self.holds)
         self.graph.graph["sources"] = self.sources()
         self.graph.graph["per_context"] = dict(self.per_context)

@@ -123,9 +123,7 @@ def test_workers_never_shrink_when_idle() -> None:
     assert pool.workers == 4 and pool.idle_normal == 4
 
 
-def stuck_high_calls_before_low_starves(
-    race_normal: float, spawn_s: float, seed: int = 0
-) -> int:
+def stuck_high_calls_before_low_starves(race_normal: float, spawn_s: float, seed: int = 0) -> int:
     """Stuck high-priority jobs arriving one by one (spaced beyond ``spawn_s``) in a pool
     of libvirt's defaults (5..20 normal, 5 priority): how many before a low-priority job
     finds no worker."""

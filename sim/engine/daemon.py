@@ -39,7 +39,7 @@ class ServerRT:
             def on_spawn(workers: int) -> None:
                 collector.emit(daemon.env.now, name, "worker-spawned", workers=workers)
 
-        self.spec = spec
+        self.spec: Server = spec
         self.pool = WorkerPool(
             daemon.env,
             spec.max_workers,

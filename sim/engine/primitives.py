@@ -291,7 +291,7 @@ class JobSlot:
     def cancel(self, event: simpy.Event) -> None:
         """A waiter gives up (its wait timed out, or it was interrupted)."""
         if event.triggered:
-            self.release(event.value)
+            self.release(str(event.value))
             return
         for entry in self.waiting:
             if entry[1] is event:

@@ -1,14 +1,20 @@
-"""Connections and calls (LIBVIRT-FACTS 3, 4.1).
+"""Connections and calls (LIBVIRT-FACTS 3, 4.1, 10).
 
-A *call* on a connection becomes a server-side *job* in the daemon that accepted the
-connection: it waits for a request slot on the connection (``max_client_requests``), for the
-event loop (a hung process reads nothing), and for a worker (priority rules in
-:class:`~sim.engine.primitives.WorkerPool`).  Then it is *dispatched*: run in-process when the
-daemon hosts the procedure's driver, otherwise *forwarded* over the daemon's own connection
-to the hosting daemon (opened lazily, cached for the life of the client connection), holding
-the local worker until the answer comes.  Executing a procedure takes its locks, makes its
-nested calls (in-process, or RPC to another daemon, which may socket-activate it) and spends
-its service time.  A client that gives up (timeout) abandons the job, which runs on.
+A *connection* first runs the catalog's handshake (an RPC served by a worker).  A *call* on
+it becomes a server-side *job* in the daemon that accepted the connection: it waits for a
+request slot on the connection (``max_client_requests``; with every slot taken the daemon
+stops reading the client, and its keepalive drops the client if that lasts), for the event
+loop (a hung process reads nothing), and for a worker (the virThreadPool rules of
+:class:`~sim.engine.primitives.WorkerPool`).  Then it is *dispatched*: run in-process when
+the daemon hosts the procedure's driver, otherwise *forwarded* over the daemon's own
+connection to the hosting daemon (opened lazily, cached for the life of the client
+connection, no timeout, no client keepalive), holding the local worker until the answer
+comes; the forwarded job has the procedure's own priority.  Executing a procedure takes
+its locks and its job on the target object (:mod:`sim.engine.jobs`), makes its nested calls
+(in-process, or RPC to another daemon over a connection of their own, which may
+socket-activate it), sweeps the objects it lists, and spends its service time (in the
+guest's monitor for monitor work).  A client that gives up (timeout) abandons the job,
+which runs on.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sim.engine.primitives import Slots
 if TYPE_CHECKING:
     from sim.engine.daemon import DaemonRT, ServerRT
     from sim.engine.simulation import Simulation
+    from sim.schema.topology import Server
 
 Result = tuple[bool, str]
 OK: Result = (True, "")
@@ -146,7 +153,7 @@ class ConnRT:
     def reading_stopped(self) -> None:
         """Every request slot is taken: the daemon stops reading this client; its keepalive
         drops the client if no reply frees a slot within its timeout."""
-        spec = self.server.spec
+        spec: Server = self.server.spec
         if self.full_since is not None or spec.keepalive_interval_s <= 0:
             return
         since = self.full_since = self.daemon.env.now

@@ -123,11 +123,10 @@ class Session:
     def _on(
         self, conn: ConnRT, proc: ProcRT, target: str | None, t0: float
     ) -> Generator[simpy.Event, Any, tuple[bool, str]]:
-        """One call on ``conn``.  Without a timeout or keepalive the daemon's job runs
-        inline in the client's process (it cannot be abandoned anyway), which saves a
-        process per call."""
-        if self.inline:
-            return (yield from server_job(self.sim, conn, proc, target))
+        """One call on ``conn`` in a job process of its own, which the client may abandon
+        (timeout, keepalive).  Without a timeout or keepalive :meth:`command` runs the
+        daemon's job inline in the client's process instead (it cannot be abandoned
+        anyway), which saves a process per call."""
         env = self.env
         me = cast(simpy.Process, env.active_process)
         job = self.last_job = env.process(server_job(self.sim, conn, proc, target))
@@ -144,17 +143,23 @@ class Session:
         """Run ``procs`` in order on one connection; ``None`` if skipped because the client
         waits to reconnect."""
         t0 = self.env.now
-        conn = yield from self._conn(uri, per_call, t0)
-        if conn is None:
-            return None
-        if isinstance(conn, str):
-            self.sim.record_call(t0, self.label, procs[-1], False, conn)
-            return False, conn
+        conn = None if per_call else self.conns.get(uri)
+        if conn is None or not conn.usable:
+            conn = yield from self._conn(uri, per_call, t0)
+            if conn is None:
+                return None
+            if isinstance(conn, str):
+                self.sim.record_call(t0, self.label, procs[-1], False, conn)
+                return False, conn
         ok, err = True, ""
+        t_call = t0
         for i, proc in enumerate(procs):
-            t_call = t0 if i == 0 else self.env.now
-            ok, err = yield from self._on(conn, proc, target, t0)
+            if self.inline:
+                ok, err = yield from server_job(self.sim, conn, proc, target)
+            else:
+                ok, err = yield from self._on(conn, proc, target, t0)
             self.sim.record_call(t_call, self.label, proc, ok, err)
+            t_call = self.env.now
             if not ok:
                 if i < len(procs) - 1:
                     err = f"{proc.name}: {err}"

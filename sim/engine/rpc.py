@@ -320,7 +320,7 @@ def execute(
         init = d.pending_init.get(proc.driver)
         if init is not None:
             yield init
-    driver_lock = None
+    driver_lock = obj_lock = None
     hold, slot = NO_HOLD, None
     try:
         if proc.lock_driver:
@@ -333,8 +333,15 @@ def execute(
         if target is not None and (proc.lock_object or proc.job is not None):
             key = (proc.target_kind, target)
             if proc.lock_object:
-                hold = Hold(d.lock(key))
-                yield from hold.take()
+                lock = d.lock(key)
+                ev = lock.acquire()
+                if ev is not None:
+                    yield from _wait_for(ev, lock)
+                if proc.job is None and not proc.monitor:
+                    obj_lock = lock  # held to the end: no need to track letting go
+                else:
+                    hold = Hold(lock)
+                    hold.held = True
             if effect == "stop":
                 sim.guests.kill_process(target)
             if proc.job is not None:
@@ -366,6 +373,8 @@ def execute(
     finally:
         if slot is not None:
             slot.release(str(proc.job))
+        if obj_lock is not None:
+            obj_lock.release()
         hold.drop()
         if driver_lock is not None:
             driver_lock.release()

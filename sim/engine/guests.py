@@ -1,7 +1,10 @@
 """Guests (LIBVIRT-FACTS 4.2, 5a).
 
-A guest is a process that survives its daemon (``KillMode=process``; QEMU lives in its own
-scope).  Its life is only at risk when a daemon that hosts its driver starts: the daemon
+A guest is a process.  With the host's ``guest_scope: machine`` (the default) it lives in
+its own machine scope and survives its daemon; with ``guest_scope: daemon`` it stays in the
+cgroup of the daemon that started it (``cgroup``), and the unit's ``KillMode=`` decides
+whether it dies when that daemon's main process ends (:meth:`Manager.cgroup_emptied`).
+Its life is also at risk when a daemon that hosts its driver starts: the daemon
 reconnects to each guest on its own thread (no RPC worker); a guest caught mid-start is
 killed, and so is a guest whose reconnect procedure fails (a required nested call fails).
 Autostart runs once per boot per driver (the ``autostarted`` marker).
@@ -27,12 +30,13 @@ INTERNAL = "(internal)"
 
 
 class GuestRT:
-    __slots__ = ("name", "spec", "state")
+    __slots__ = ("cgroup", "name", "spec", "state")
 
     def __init__(self, spec: GuestSpec, state: str) -> None:
         self.spec = spec
         self.name = spec.name
         self.state = state
+        self.cgroup: str | None = None  # the daemon whose cgroup holds it (no machine scope)
 
     @property
     def alive(self) -> bool:
@@ -44,9 +48,13 @@ class Guests:
         self.sim = sim
         self.env = sim.env
         self.by_name: dict[str, GuestRT] = {}
+        host = sim.workload.workload.doc.host
+        self.in_daemon_cgroup = host is not None and host.guest_scope == "daemon"
         for spec in sim.workload.guests:
             state = RUNNING if (steady and spec.running) else STOPPED
-            self.by_name[spec.name] = GuestRT(spec, state)
+            guest = self.by_name[spec.name] = GuestRT(spec, state)
+            if state == RUNNING and self.in_daemon_cgroup:
+                guest.cgroup = sim.system.host_of[spec.driver]
         self.all = [self.by_name[n] for n in sorted(self.by_name)]
         self.autostarted: set[str] = set(sim.guest_drivers) if steady else set()
         self.autostart_done: dict[str, float] = {}
@@ -63,6 +71,7 @@ class Guests:
         guest = self.by_name.get(target or "")
         if guest is None or guest.state != STOPPED:
             return False
+        guest.cgroup = d.name if self.in_daemon_cgroup else None
         self._set(guest, STARTING, daemon=d.name)
         return True
 
@@ -83,6 +92,12 @@ class Guests:
             self.sim.collector.control_killed[guest.name] = self.env.now
         else:
             self.sim.collector.lost.setdefault(guest.name, (self.env.now, reason))
+
+    def kill_cgroup(self, d: DaemonRT, reason: str) -> None:
+        """Every live guest in ``d``'s cgroup dies (lost)."""
+        for guest in self.all:
+            if guest.alive and guest.cgroup == d.name:
+                self.kill(guest, reason)
 
     # ----------------------------------------------------------- daemon life
     def inhibits(self, d: DaemonRT) -> bool:

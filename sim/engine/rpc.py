@@ -50,6 +50,7 @@ class ProcRT:
     calls: list[NestedRT]
     guest_effect: str
     operation: str
+    on_cpu: bool = False  # its service time is work on the host's CPU (sim.engine.cpu)
 
 
 class ConnRT:
@@ -235,7 +236,10 @@ def execute(
             delay = proc.sample_s()
             if d.slow:
                 delay *= sim.slow_factor(d, proc)
-            yield sim.env.timeout(delay)
+            if proc.on_cpu:
+                yield from sim.cpu.run(delay)
+            else:
+                yield sim.env.timeout(delay)
         if effect != "none":
             sim.guests.end_effect(effect, target, result[0], d)
         return result

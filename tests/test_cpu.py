@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import simpy
-from enginekit import base_workload, data_of, make_sim, run, trace
+from enginekit import base_workload, data_of, make_sim, run, scenario, trace, workload_variant
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,3 +183,17 @@ def test_cpu_guest_start_and_boot_metrics_under_contention(cores: int, autostart
     metrics = sim.boot_metrics()
     assert metrics["time_to_ready_s"] == pytest.approx(0.3)  # daemon-b is not a boot unit
     assert metrics["time_to_autostart_s"] == pytest.approx(autostart_s)
+
+
+@pytest.mark.parametrize(("cores", "reconnect_s"), [(1, 0.015), (2, 0.0075), (3, 0.005)])
+def test_cpu_parallel_reconnects_share_the_cores(cores: int, reconnect_s: float) -> None:
+    """Three running guests (g1 x 3, autostarted) when daemon-a restarts at 10: three
+    reconnect threads of 5 ms of CPU each start together at its readiness (10.3 s; the init
+    has the CPU to itself) and end after 5 ms * max(1, 3 / cores)."""
+    wl = workload_variant(guests={"g1": {"count": 3}}, host={"cores": cores})
+    restart = {"kind": "restart", "target": {"unit": "daemon-a.service"}, "at_s": 10}
+    sim = make_sim(workload=wl, scenario=scenario(actions=[restart]), start="boot")
+    run(sim, 20)
+    assert sim.boot_metrics()["time_to_reconnect_s"] == pytest.approx(reconnect_s)
+    ends = sorted(r.t_end for r in sim.collector.calls if r.procedure == "hvReconnect")
+    assert ends[-1] == pytest.approx(10.3 + reconnect_s)

@@ -9,10 +9,12 @@ daemon-b 0.16 s after; RestartSec 0.1 s.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from enginekit import call_at, make_sim, run, scenario, trace, variant, workload_variant
 
-from sim.model import System
+from sim.model import System, load_system, load_workload
 
 A, B = "daemon-a", "daemon-b"
 A_SVC, A_SOCK, A_TCP = "daemon-a.service", "daemon-a.socket", "daemon-a-tcp.socket"
@@ -160,3 +162,21 @@ def test_requires_stopping_the_socket_cancels_the_pending_restart_of_a_failed_se
     ]
     assert not sim.daemons[A].alive
     assert sim.manager.units[A_SOCK].state == "inactive"
+
+
+# ------------------------------------------------------------------ the shipped variants
+
+
+@pytest.mark.parametrize(("name", "daemon"), [("modular", "virtqemud"), ("monolithic", "libvirtd")])
+def test_without_supervisor_shipped_variant_leaves_a_crashed_hypervisor_refusing(
+    name: str, daemon: str
+) -> None:
+    models = Path(__file__).resolve().parent.parent / "models"
+    system = load_system(models / "libvirt" / f"{name}-nosystemd.yaml")
+    workload = load_workload(models / "workloads" / "virt-host.yaml")
+    crash_it = {"kind": "crash", "target": {"driver": "qemu"}, "at_s": 10}
+    sim = make_sim(system, workload, scenario(faults=[crash_it]))
+    late = call_at(sim, 20, "qemu:///system", "connectListAllDomains")
+    sim.run(30)
+    assert not sim.daemons[daemon].alive
+    assert (late.ok, late.error, late.t_end) == (False, "connect: econnrefused", 20.0)

@@ -58,6 +58,7 @@ class Guests:
         self.all = [self.by_name[n] for n in sorted(self.by_name)]
         self.autostarted: set[str] = set(sim.guest_drivers) if steady else set()
         self.autostart_done: dict[str, float] = {}
+        self.reconnect_span: dict[tuple[str, int], list[float]] = {}  # (daemon, gen): ready, end
 
     def _set(self, guest: GuestRT, state: str, **data: Any) -> None:
         guest.state = state
@@ -114,6 +115,7 @@ class Guests:
                 if guest.state == STARTING:
                     self.kill(guest, "caught mid-start at reconnect")
                 elif reconnect is not None:
+                    self.reconnect_span.setdefault((d.name, d.gen), [self.env.now, self.env.now])
                     self.env.process(self._reconnect(d, guest, reconnect))
             if driver not in self.autostarted:
                 self.autostarted.add(driver)
@@ -123,6 +125,8 @@ class Guests:
         gen, t0 = d.gen, self.env.now
         ok, err = yield from run_internal(self.sim, d, proc, guest.name)
         self.sim.record_call(t0, INTERNAL, proc, ok, err)
+        span = self.reconnect_span[(d.name, gen)]
+        span[1] = max(span[1], self.env.now)
         if not ok and d.gen == gen and d.alive and guest.state == RUNNING:
             self.kill(guest, f"reconnect failed: {err}")
 

@@ -211,7 +211,9 @@ class Simulation:
     def boot_metrics(self) -> dict[str, float]:
         """Daemon initialisation CPU over the run and the daemons running at its end; from a
         power-on start also the time until every daemon the boot started was ready
-        (``time_to_ready_s``) and until every autostart guest ran (``time_to_autostart_s``)."""
+        (``time_to_ready_s``), until every autostart guest ran (``time_to_autostart_s``) and,
+        after a restart of a daemon with running guests, the longest time from its readiness
+        to the end of its last guest reconnect (``time_to_reconnect_s``)."""
         out = {
             "daemon_init_cpu_ms": sum(d.cpu_ms for d in self.daemons.values()),
             "daemons_running": float(sum(d.alive for d in self.daemons.values())),
@@ -225,6 +227,9 @@ class Simulation:
                 out["time_to_ready_s"] = max(
                     self.env.now if d.first_ready is None else d.first_ready for d in booted
                 )
+            spans = self.guests.reconnect_span.values()
+            if spans:  # a hypervisor daemon restarted with guests running
+                out["time_to_reconnect_s"] = max(end - ready for ready, end in spans)
             wanted = [g.name for g in self.guests.all if g.spec.autostart]
             done = self.guests.autostart_done
             if wanted:

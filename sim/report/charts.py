@@ -25,6 +25,7 @@ NICE = {
     "daemon_init_cpu_ms": "daemon init CPU (ms)",
     "time_to_autostart_s": "time to autostart (s)",
     "time_to_ready_s": "time to ready (s)",
+    "time_to_reconnect_s": "time to reconnect (s)",
 }
 
 

@@ -180,3 +180,19 @@ def test_without_supervisor_shipped_variant_leaves_a_crashed_hypervisor_refusing
     sim.run(30)
     assert not sim.daemons[daemon].alive
     assert (late.ok, late.error, late.t_end) == (False, "connect: econnrefused", 20.0)
+
+
+def test_without_supervisor_static_routes_see_only_the_sockets_bound_by_hand():
+    """The static analysis agrees with the engine: live units are the manual_start services
+    and the sockets their daemons bind; no unit-to-unit dependency edge exists."""
+    from sim.depgraph import build_graph
+    from sim.routing import live_units
+
+    system = by_hand()
+    live = live_units(system)
+    assert {A_SVC, A_SOCK} <= live and not {B_SVC, B_SOCK, A_TCP} & live
+    graph = build_graph(system, workload_variant())
+    rels = {attrs["rel"] for _, _, attrs in graph.edges(data=True)}
+    assert not {"requires", "binds-to", "wants"} & rels
+    supervised = build_graph(variant(), workload_variant())
+    assert "binds-to" in {attrs["rel"] for _, _, attrs in supervised.edges(data=True)}

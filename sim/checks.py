@@ -212,6 +212,17 @@ def _check_preset(system: System) -> list[ConfigIssue]:
     return out
 
 
+def _check_manual_start(system: System) -> list[ConfigIssue]:
+    topo, out, seen = system.topology, [], set()
+    for j, name in enumerate(topo.doc.manual_start):
+        if name not in system.daemons:
+            out.append(topo.issue(("manual_start", j), f"unknown daemon {name!r}"))
+        elif name in seen:
+            out.append(topo.issue(("manual_start", j), f"daemon {name!r} is listed twice"))
+        seen.add(name)
+    return out
+
+
 def check_topology(system: System) -> list[ConfigIssue]:
     out = _duplicates(system.topology, "units", system.topology.doc.units)
     out += _check_unit_refs(system)
@@ -219,6 +230,7 @@ def check_topology(system: System) -> list[ConfigIssue]:
     out += _check_daemons(system)
     out += _check_routes(system)
     out += _check_preset(system)
+    out += _check_manual_start(system)
     if system.topology.doc.boot_target not in system.units:
         msg = f"unknown unit {system.topology.doc.boot_target!r}"
         out.append(system.topology.issue(("boot_target",), msg))

@@ -146,15 +146,18 @@ class _Builder:
         return unit_id(name)
 
     def units(self) -> None:
-        """Unit nodes and edges; a service depends on the live sockets that activate it."""
+        """Unit nodes and edges; a service depends on the live sockets that activate it.
+        Without a supervisor (``supervisor: none``) no Requires=/BindsTo=/Wants= edge exists:
+        nothing propagates a stop or a failure between units."""
+        supervised = self.system.topology.doc.supervisor == "systemd"
         for unit in self.system.topology.doc.units:
             self.unit_node(unit.name)
         for unit in self.system.topology.doc.units:
             me = unit_id(unit.name)
             for rel, names in (("requires", unit.requires), ("binds-to", unit.binds_to)):
-                for other in names:
+                for other in names if supervised else []:
                     self.edge(me, self.unit_node(other), rel)
-            for other in unit.wants:
+            for other in unit.wants if supervised else []:
                 self.edge(me, self.unit_node(other), "wants", "soft", blocking=False)
             activates = isinstance(self.system.units.get(getattr(unit, "service", "")), ServiceUnit)
             if isinstance(unit, SocketUnit) and activates and unit.name in self.live:

@@ -3,10 +3,19 @@
 Every error found in a file is reported at once, each with file, line, field and value.
 ruamel.yaml's round-trip loader builds only plain mappings, sequences and scalars (it never
 constructs arbitrary Python objects), and rejects duplicate keys.
+
+Overlays: a document with ``extends: FILE`` (a file of the same kind in the same folder, so
+relative paths inside it mean the same thing) is that file with changes.  Every other
+top-level key of the overlay replaces the base's; ``patch: {FIELD: {NAME: {key: value}}}``
+changes keys of the item called NAME in the base's list FIELD (``daemons``, ``units``, ...).
+The base is validated on its own first (its errors name the base file); errors in the merged
+document name the overlay's line of the key that caused them (the ``extends:`` line for
+content taken unchanged from the base).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +173,89 @@ def read_yaml(path: str | Path) -> Source:
     return Source(p, data, lines)
 
 
+EXTENDS, PATCH = "extends", "patch"
+
+
+def _overlay_error(src: Source, loc: Loc, message: str) -> ConfigError:
+    return ConfigError([src.issue(loc, message)])
+
+
+def resolve_extends(src: Source, chain: tuple[Path, ...] = ()) -> Source:
+    """The document ``src`` describes: itself, or its ``extends:`` base with its changes."""
+    data = src.data
+    if EXTENDS not in data:
+        if PATCH in data:
+            raise _overlay_error(src, (PATCH,), "patch needs 'extends:' (a base to change)")
+        return src
+    ref = data[EXTENDS]
+    if not isinstance(ref, str) or "/" in ref or ref in ("", ".", ".."):
+        msg = f"extends must name a file in the same folder, got {ref!r}"
+        raise _overlay_error(src, (EXTENDS,), msg)
+    here = src.path.resolve()
+    base_path = src.path.parent / ref
+    if base_path.resolve() in (*chain, here):
+        raise _overlay_error(src, (EXTENDS,), f"extends cycle through {ref!r}")
+    if not base_path.is_file():
+        raise _overlay_error(src, (EXTENDS,), f"extends: file {ref!r} not found")
+    base = resolve_extends(read_yaml(base_path), (*chain, here))
+    kind = document_kind(base)
+    if data.get("kind", kind) != kind:
+        msg = f"extends a {kind} file, but this document is kind {data.get('kind')!r}"
+        raise _overlay_error(src, ("kind",), msg)
+    validate_source(base, KINDS[kind])
+    return _merge(src, base)
+
+
+def _merge(src: Source, base: Source) -> Source:
+    at = src.line_of((EXTENDS,))
+    merged = copy.deepcopy(base.data)
+    lines: dict[Loc, int] = {loc: at for loc in base.lines}
+    lines[()] = 1
+    for key, value in src.data.items():
+        if key in (EXTENDS, PATCH):
+            continue
+        merged[key] = copy.deepcopy(value)
+        lines = {loc: n for loc, n in lines.items() if loc[:1] != (key,)}
+        lines.update({loc: n for loc, n in src.lines.items() if loc[:1] == (key,)})
+    patch = src.data.get(PATCH, {})
+    if not isinstance(patch, dict):
+        raise _overlay_error(src, (PATCH,), "patch must map list fields to {name: changes}")
+    issues: list[ConfigIssue] = []
+    for field_name, items in patch.items():
+        issues += _patch_field(src, merged, lines, field_name, items)
+    if issues:
+        raise ConfigError(issues)
+    return Source(src.path, merged, lines)
+
+
+def _patch_field(
+    src: Source, merged: dict[str, Any], lines: dict[Loc, int], field_name: str, items: Any
+) -> list[ConfigIssue]:
+    target = merged.get(field_name)
+    loc: Loc = (PATCH, field_name)
+    if not isinstance(target, list) or not all(isinstance(x, dict) for x in target):
+        return [src.issue(loc, f"{field_name!r} is not a list of named items in the base")]
+    if not isinstance(items, dict):
+        return [src.issue(loc, "patch entries map item names to {key: value} changes")]
+    index = {item.get("name"): i for i, item in enumerate(target)}
+    out = []
+    for name, changes in items.items():
+        if name not in index:
+            out.append(src.issue((*loc, name), f"no item named {name!r} in {field_name!r}"))
+            continue
+        if not isinstance(changes, dict):
+            out.append(src.issue((*loc, name), "changes must be a mapping of keys to values"))
+            continue
+        i = index[name]
+        for key, value in changes.items():
+            target[i][key] = copy.deepcopy(value)
+            prefix = (*loc, name, key)
+            for sloc, n in src.lines.items():
+                if sloc[: len(prefix)] == prefix:
+                    lines[(field_name, i, key, *sloc[len(prefix) :])] = n
+    return out
+
+
 _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "extra_forbidden": lambda e: "unknown key",
     "missing": lambda e: "required field missing",
@@ -233,13 +325,13 @@ def document_kind(src: Source) -> str:
 
 def load_any(path: str | Path) -> Loaded[Any]:
     """Load a file of any kind, chosen by its ``kind:`` key."""
-    src = read_yaml(path)
+    src = resolve_extends(read_yaml(path))
     return validate_source(src, KINDS[document_kind(src)])
 
 
 def load_as(path: str | Path, model: type[T]) -> Loaded[T]:
     """Load a file that must be of one kind."""
-    src = read_yaml(path)
+    src = resolve_extends(read_yaml(path))
     kind = document_kind(src)
     if KINDS[kind] is not model:
         want = next(k for k, m in KINDS.items() if m is model)

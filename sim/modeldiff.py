@@ -174,7 +174,7 @@ def _field_risk(system: System, subject: str, fld: str, old: Any, new: Any) -> s
         return f"{fld} grows" if new > old else ""
     if fld == "restart" and new == "no" and old != "no":
         return "no restart after a crash"
-    if fld == "kill_mode" and old == "process" and new != "process":
+    if fld == "kill_mode" and old in ("process", "none") and new in ("control-group", "mixed"):
         daemon = _owner(system, subject)
         hosts = daemon and any(
             system.drivers[d].hosts_guests

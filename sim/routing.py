@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.model import System
+from sim.schema.topology import SocketUnit
 
 
 def server_id(daemon: str, server: str) -> str:
@@ -39,6 +40,8 @@ def live_units(system: System) -> set[str]:
     """
     topo = system.topology.doc
     live = {topo.boot_target, *topo.external_units}
+    if topo.supervisor == "none":
+        return live | _started_by_hand(system)
     changed = True
     while changed:
         changed = False
@@ -51,6 +54,21 @@ def live_units(system: System) -> set[str]:
                 live |= new
                 changed = True
     return live
+
+
+def _started_by_hand(system: System) -> set[str]:
+    """Without a supervisor: the services of the ``manual_start`` daemons and the sockets
+    their daemons bind (every UNIX path; a network listener only when enabled), as
+    :meth:`sim.engine.systemd.Manager._start_by_hand` does."""
+    services = {system.daemons[name].unit for name in system.topology.doc.manual_start}
+    sockets = {
+        u.name
+        for u in system.topology.doc.units
+        if isinstance(u, SocketUnit)
+        and u.service in services
+        and (u.name in system.enabled or all(lst.path.startswith("/") for lst in u.listen))
+    }
+    return services | sockets
 
 
 def resolve_route(system: System, uri: str, live: set[str]) -> Hop | None:

@@ -19,6 +19,7 @@ from sim.loader import Loaded
 from sim.model import System, WorkloadModel
 from sim.schema.common import SAFE_NAME
 from sim.schema.experiment import Experiment, Matrix, Overrides, Scenario, Sweep
+from sim.schema.workload import Host
 
 
 def from_matrix(matrix: Matrix) -> list[Scenario]:
@@ -128,7 +129,7 @@ def apply_system(system: System, ov: Overrides) -> System:
 
 
 def apply_workload(workload: WorkloadModel, ov: Overrides) -> WorkloadModel:
-    if not ov.counts and ov.probe is None:
+    if not ov.counts and ov.probe is None and ov.host is None:
         return workload
     doc = workload.workload.doc
     update: dict[str, Any] = {
@@ -145,5 +146,8 @@ def apply_workload(workload: WorkloadModel, ov: Overrides) -> WorkloadModel:
     }
     if ov.probe is not None:
         update["probe"] = doc.probe.model_copy(update=ov.probe.model_dump(exclude_none=True))
+    if ov.host is not None:
+        host = doc.host or Host(assumption="scenario override of the host")
+        update["host"] = host.model_copy(update=ov.host.model_dump(exclude_none=True))
     new = Loaded(doc.model_copy(update=update), workload.workload.src)
     return WorkloadModel(new, workload.catalog, workload.imports)

@@ -45,10 +45,13 @@ def variant(
     daemons: dict[str, dict[str, Any]] | None = None,
     routes: dict[str, list[str]] | None = None,
     preset: list[tuple[str, str]] | None = None,
+    topology: dict[str, Any] | None = None,
 ) -> System:
-    """A copy of the fixture topology with some fields replaced; validated and checked."""
+    """A copy of the fixture topology with some fields replaced (``topology``: top-level
+    fields such as ``supervisor``); validated and checked."""
     system = system or base_system()
     data = system.topology.doc.model_dump()
+    data.update(topology or {})
     for unit in data["units"]:
         unit.update((units or {}).get(unit["name"], {}))
     for daemon in data["daemons"]:
@@ -64,12 +67,17 @@ def variant(
     return out
 
 
-def workload_variant(guests: dict[str, dict[str, Any]]) -> WorkloadModel:
-    """A copy of the fixture workload with some guest groups' fields replaced."""
+def workload_variant(
+    guests: dict[str, dict[str, Any]] | None = None, host: dict[str, Any] | None = None
+) -> WorkloadModel:
+    """A copy of the fixture workload with some guest groups' fields replaced, and with a
+    ``host`` section (cores, guest_scope) when given."""
     wl = base_workload()
     data = wl.workload.doc.model_dump()
     for guest in data["guests"]:
-        guest.update(guests.get(guest["name"], {}))
+        guest.update((guests or {}).get(guest["name"], {}))
+    if host is not None:
+        data["host"] = {"assumption": "test", **host}
     doc = Workload.model_validate(data)
     out = WorkloadModel(Loaded(doc, wl.workload.src), wl.catalog, wl.imports)
     issues = check_workload(out)

@@ -11,6 +11,10 @@ BindsTo=virtnodedevd.service on qemu    FAIL: nodedev-crash-loop / modular, blas
 two daemons merged (mapping)            FAIL: nodedev-crash-loop / modular, blast_radius 0 -> 1
 virtqemud.conf max_workers = 2          FAIL: nodedev-hang / modular, unmanageable_vm_seconds
 virtnetworkd.socket disabled (preset)   FAIL: every modular scenario, failed_operations 0 -> 2.8
+KillMode=process removed (qemu), or     FAIL: hypervisor-restart-without-machined / modular,
+KillMode=mixed in a drop-in             vms_lost 0 -> every running guest (guests in the
+                                        daemon's cgroup die with it), and the hypothesis
+                                        no-guest-lost-to-a-daemon-fault
 Restart=on-failure removed (qemu)       PASS (diff only): the next probe connection
                                         socket-activates the daemon 0.1 s after the crash,
                                         as soon as Restart= would have
@@ -38,8 +42,10 @@ from unitkit import (
     binds_to_nodedev_socket,
     comments_and_order,
     import_host,
+    kill_mode_mixed_dropin,
     merged_mapping,
     network_socket_disabled,
+    no_kill_mode_process,
     no_restart,
     pool_of_two,
     requires_nodedev_socket,
@@ -161,6 +167,24 @@ def test_harmful_mutation_fails_the_gate(name: str, scenario: str, metric: str, 
     found = failures(gate(model, scenario))
     assert list(found) == [(scenario, "modular")], found
     assert any(f.startswith(f"{metric} regressed") for f in found[(scenario, "modular")])
+
+
+@pytest.mark.parametrize(
+    "edit", [no_kill_mode_process, kill_mode_mixed_dropin], ids=["no-process", "mixed-dropin"]
+)
+def test_kill_mode_mutation_fails_the_gate_dynamically_with_guests_lost(
+    edit: Any, tmp: Path
+) -> None:
+    """Without KillMode=process, restarting the hypervisor daemon on a host whose guests live
+    in its cgroup (no machined) kills every running guest: a dynamic regression of vms_lost,
+    not only the static risk diff reports."""
+    scenario = "hypervisor-restart-without-machined"
+    result = gate(import_host(tmp, f"kill-{edit.__name__}", edit), scenario)
+    found = failures(result)
+    assert list(found) == [(scenario, "modular")], found
+    assert any(f.startswith("vms_lost regressed: 0 -> ") for f in found[(scenario, "modular")])
+    row = next(r for r in result.summary["rows"] if r["scenario"] == scenario)
+    assert row["metrics"]["vms_lost"]["mean"] > 0
 
 
 @pytest.mark.parametrize(

@@ -357,10 +357,10 @@ def test_values_the_model_lacks_are_approximated_and_listed(tmp_path: Path) -> N
     (host / "libvirtd.service").write_text(text)
     result = import_units(Inputs(units=[host], mapping=MAP, output=tmp_path / "m.yaml"))
     service = next(u for u in result.topology["units"] if u["name"] == "libvirtd.service")
-    assert (service["restart"], service["kill_mode"]) == ("on-failure", "process")
+    assert (service["restart"], service["kill_mode"]) == ("on-failure", "none")
     listed = {u.directive: u.reason for u in result.unsupported}
     assert "modelled as on-failure" in listed["Restart=on-abnormal"]
-    assert "KillMode=none" in listed
+    assert "KillMode=none" not in listed  # modelled as such (issue 16)
 
 
 def test_sim_knows_no_daemon_name() -> None:

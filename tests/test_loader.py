@@ -252,3 +252,105 @@ def test_load_as_refuses_another_kind() -> None:
 def test_load_any_picks_the_model_by_kind() -> None:
     assert isinstance(load_any(FIXTURES / "catalog.yaml").doc, Catalog)
     assert isinstance(load_any(FIXTURES / "topology-mono.yaml").doc, Topology)
+
+
+# ----------------------------------------------------------------------------- overlays
+MODELS = Path(__file__).resolve().parent.parent / "models" / "libvirt"
+SPLIT = Path(__file__).parent / "fixtures" / "topology-split.yaml"
+
+
+def overlay(tmp_path: Path, text: str, base: Path = SPLIT) -> Path:
+    """``text`` as ``over.yaml`` next to a copy of ``base`` (``base.yaml``) and its catalog."""
+    (tmp_path / "base.yaml").write_text(base.read_text().replace("catalog.yaml", "cat.yaml"))
+    (tmp_path / "cat.yaml").write_text((base.parent / "catalog.yaml").read_text())
+    path = tmp_path / "over.yaml"
+    path.write_text(text)
+    return path
+
+
+def overlay_issues(path: Path) -> list[ConfigIssue]:
+    with pytest.raises(ConfigError) as info:
+        load_system(path)
+    return info.value.issues
+
+
+def test_overlay_replaces_top_level_keys_and_patches_named_items(tmp_path: Path) -> None:
+    path = overlay(
+        tmp_path,
+        "kind: topology\nextends: base.yaml\nname: split-x\n"
+        "patch:\n  daemons:\n    daemon-a: {idle_timeout_s: 7}\n",
+    )
+    base, new = load_system(tmp_path / "base.yaml"), load_system(path)
+    assert new.name == "split-x"
+    assert new.daemons["daemon-a"].idle_timeout_s == 7
+    changed = {"name", "daemons"}
+    old_doc, new_doc = base.topology.doc.model_dump(), new.topology.doc.model_dump()
+    assert {k: v for k, v in old_doc.items() if k not in changed} == {
+        k: v for k, v in new_doc.items() if k not in changed
+    }
+    rest = [d for d in new_doc["daemons"] if d["name"] != "daemon-a"]
+    assert rest == [d for d in old_doc["daemons"] if d["name"] != "daemon-a"]
+
+
+def test_overlay_error_in_a_patch_names_the_patch_line(tmp_path: Path) -> None:
+    path = overlay(
+        tmp_path,
+        "kind: topology\nextends: base.yaml\nname: x\npatch:\n  daemons:\n"
+        "    daemon-a:\n      idle_timeout_s: -1\n",
+    )
+    (issue,) = overlay_issues(path)
+    assert (Path(issue.file).name, issue.line) == ("over.yaml", 7)
+    assert issue.field.endswith("idle_timeout_s")
+
+
+def test_overlay_patch_of_an_unknown_item_is_an_error(tmp_path: Path) -> None:
+    path = overlay(
+        tmp_path, "kind: topology\nextends: base.yaml\npatch:\n  daemons:\n    nope: {x: 1}\n"
+    )
+    (issue,) = overlay_issues(path)
+    assert issue.line == 5 and "no item named 'nope' in 'daemons'" in issue.message
+
+
+def test_overlay_patch_of_a_field_that_is_not_a_named_list_is_an_error(tmp_path: Path) -> None:
+    path = overlay(tmp_path, "kind: topology\nextends: base.yaml\npatch:\n  name: {a: {}}\n")
+    (issue,) = overlay_issues(path)
+    assert "'name' is not a list of named items" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("../base.yaml", "extends must name a file in the same folder"),
+        ("missing.yaml", "extends: file 'missing.yaml' not found"),
+        ("over.yaml", "extends cycle"),
+    ],
+)
+def test_overlay_extends_errors(tmp_path: Path, ref: str, message: str) -> None:
+    path = overlay(tmp_path, f"kind: topology\nname: x\nextends: {ref}\n")
+    (issue,) = overlay_issues(path)
+    assert issue.line == 3 and message in issue.message
+
+
+def test_overlay_of_another_kind_is_an_error(tmp_path: Path) -> None:
+    path = overlay(tmp_path, "kind: workload\nextends: base.yaml\n")
+    with pytest.raises(ConfigError, match="extends a topology file"):
+        load_any(path)
+
+
+def test_patch_without_extends_is_an_error(tmp_path: Path) -> None:
+    text = SPLIT.read_text() + "patch: {daemons: {}}\n"
+    (tmp_path / "catalog.yaml").write_text((SPLIT.parent / "catalog.yaml").read_text())
+    (tmp_path / "t.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="patch needs 'extends:'"):
+        load_system(tmp_path / "t.yaml")
+
+
+@pytest.mark.parametrize("name", ["monolithic", "modular"])
+def test_shipped_nosystemd_models_are_their_base_without_a_supervisor(name: str) -> None:
+    base = load_system(MODELS / f"{name}.yaml").topology.doc
+    new = load_system(MODELS / f"{name}-nosystemd.yaml").topology.doc
+    assert (new.supervisor, base.supervisor) == ("none", "systemd")
+    assert sorted(new.manual_start) == sorted(d.name for d in new.daemons)
+    assert new.units == base.units and new.routes == base.routes
+    assert all(d.idle_timeout_s is None for d in new.daemons)
+    assert [d.name for d in new.daemons] == [d.name for d in base.daemons]

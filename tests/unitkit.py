@@ -58,6 +58,18 @@ def no_restart(host: Path) -> None:
     edit(host / UNITS / "virtqemud.service", "Restart=on-failure\n", "")
 
 
+def no_kill_mode_process(host: Path) -> None:
+    """KillMode=process removed from the hypervisor daemon's service (default control-group)."""
+    edit(host / UNITS / "virtqemud.service", "KillMode=process\n", "")
+
+
+def kill_mode_mixed_dropin(host: Path) -> None:
+    """A drop-in sets KillMode=mixed on the hypervisor daemon's service."""
+    dropin = host / UNITS / "virtqemud.service.d" / "50-kill.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text("[Service]\nKillMode=mixed\n")
+
+
 def binds_to_nodedev_service(host: Path) -> None:
     """The hypervisor daemon's service BindsTo= the node-device daemon's service."""
     edit(host / UNITS / "virtqemud.service", "[Unit]\n", "[Unit]\nBindsTo=virtnodedevd.service\n")

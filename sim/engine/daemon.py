@@ -3,7 +3,8 @@
 A daemon's process has a *generation*: every spawn starts a new one, and every piece of
 in-process state (worker pools, locks, accepted connections, running jobs) belongs to it.
 When the process dies, its jobs are interrupted, its connections report EOF, and the guests
-of the drivers it hosts keep running (their reconnect happens at the next start).
+of the drivers it hosts keep running (their reconnect happens at the next start) unless they
+are in the daemon's cgroup and its unit's ``KillMode=`` kills them (:mod:`sim.engine.systemd`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class DaemonRT:
         self.crash_on_start = 0
         self.crash_after_s = 0.0
         self.cpu_ms = 0.0
+        self.first_ready: float | None = None
         self.death: simpy.Event = sim.env.event()
         self.ka_conns: dict[Any, None] = {}  # connections with client keepalive, by age
         self.outbound: set[Any] = set()
@@ -125,10 +127,12 @@ class DaemonRT:
             if self.gen == gen and self.alive:
                 self.die(1, "crash-loop")
             return
-        yield self.env.timeout(cost_ms / 1000.0)
-        if self.gen != gen or not self.alive:
+        done = yield from self.sim.cpu.run(cost_ms / 1000.0, abandon=self.death)
+        if not done or self.gen != gen or not self.alive:
             return
         self.ready = True
+        if self.first_ready is None:
+            self.first_ready = self.env.now
         self.sim.collector.emit(self.env.now, self.name, "ready", init_ms=round(cost_ms, 3))
         for drv, ms in later.items():
             self.pending_init[drv] = self.env.event()
@@ -139,9 +143,10 @@ class DaemonRT:
         self.check_idle()
 
     def _init_later(self, gen: int, driver: str, ms: float) -> Generator[simpy.Event, Any, None]:
-        """A driver's enumeration on its own thread; its calls wait until it is done."""
-        yield self.env.timeout(ms / 1000.0)
-        if self.gen == gen and self.alive:
+        """A driver's enumeration on its own thread (on the host's CPU); its calls wait until
+        it is done."""
+        done = yield from self.sim.cpu.run(ms / 1000.0, abandon=self.death)
+        if done and self.gen == gen and self.alive:
             self.pending_init.pop(driver).succeed()
             self.sim.collector.emit(self.env.now, self.name, "driver-ready", driver=driver)
 
@@ -172,7 +177,7 @@ class DaemonRT:
                 ev.succeed()
         for conn in sorted(self.outbound, key=lambda c: (c.daemon.name, c.gen, c.label)):
             conn.close()
-        # guests survive their daemon: nothing happens to them until it starts again
+        # guests in a machine scope survive their daemon; those in its cgroup meet KillMode=
         self.sim.manager.service_exited(self.service, code, by_manager)
 
     # ------------------------------------------------------------------ connections

@@ -1,7 +1,10 @@
 """Guests (LIBVIRT-FACTS 4.2, 5a).
 
-A guest is a process that survives its daemon (``KillMode=process``; QEMU lives in its own
-scope).  Its life is only at risk when a daemon that hosts its driver starts: the daemon
+A guest is a process.  With the host's ``guest_scope: machine`` (the default) it lives in
+its own machine scope and survives its daemon; with ``guest_scope: daemon`` it stays in the
+cgroup of the daemon that started it (``cgroup``), and the unit's ``KillMode=`` decides
+whether it dies when that daemon's main process ends (:meth:`Manager.cgroup_emptied`).
+Its life is also at risk when a daemon that hosts its driver starts: the daemon
 reconnects to each guest on its own thread (no RPC worker); a guest caught mid-start is
 killed, and so is a guest whose reconnect procedure fails (a required nested call fails).
 Autostart runs once per boot per driver (the ``autostarted`` marker).
@@ -31,13 +34,14 @@ class GuestRT:
     pending event while the monitor is hung (its value, ``""``, comes when it answers
     again), or an event that already carries ``"eof"`` once the process is gone."""
 
-    __slots__ = ("monitor_block", "name", "spec", "state")
+    __slots__ = ("cgroup", "monitor_block", "name", "spec", "state")
 
     def __init__(self, spec: GuestSpec, state: str) -> None:
         self.spec = spec
         self.name = spec.name
         self.state = state
         self.monitor_block: simpy.Event | None = None
+        self.cgroup: str | None = None  # the daemon whose cgroup holds it (no machine scope)
 
     @property
     def alive(self) -> bool:
@@ -49,12 +53,17 @@ class Guests:
         self.sim = sim
         self.env = sim.env
         self.by_name: dict[str, GuestRT] = {}
+        host = sim.workload.workload.doc.host
+        self.in_daemon_cgroup = host is not None and host.guest_scope == "daemon"
         for spec in sim.workload.guests:
             state = RUNNING if (steady and spec.running) else STOPPED
-            self.by_name[spec.name] = GuestRT(spec, state)
+            guest = self.by_name[spec.name] = GuestRT(spec, state)
+            if state == RUNNING and self.in_daemon_cgroup:
+                guest.cgroup = sim.system.host_of[spec.driver]
         self.all = [self.by_name[n] for n in sorted(self.by_name)]
         self.autostarted: set[str] = set(sim.guest_drivers) if steady else set()
         self.autostart_done: dict[str, float] = {}
+        self.reconnect_span: dict[tuple[str, int], list[float]] = {}  # (daemon, gen): ready, end
 
     def _set(self, guest: GuestRT, state: str, **data: Any) -> None:
         guest.state = state
@@ -72,6 +81,7 @@ class Guests:
         guest = self.by_name.get(target or "")
         if guest is None or guest.state != STOPPED:
             return False
+        guest.cgroup = d.name if self.in_daemon_cgroup else None
         self._set(guest, STARTING, daemon=d.name)
         return True
 
@@ -127,6 +137,12 @@ class Guests:
         else:
             self.sim.collector.lost.setdefault(guest.name, (self.env.now, reason))
 
+    def kill_cgroup(self, d: DaemonRT, reason: str) -> None:
+        """Every live guest in ``d``'s cgroup dies (lost)."""
+        for guest in self.all:
+            if guest.alive and guest.cgroup == d.name:
+                self.kill(guest, reason)
+
     # ----------------------------------------------------------- daemon life
     def inhibits(self, d: DaemonRT) -> bool:
         """Running guests of an inhibiting driver hosted by ``d`` keep it from idle exit."""
@@ -142,6 +158,7 @@ class Guests:
                 if guest.state == STARTING:
                     self.kill(guest, "caught mid-start at reconnect")
                 elif reconnect is not None:
+                    self.reconnect_span.setdefault((d.name, d.gen), [self.env.now, self.env.now])
                     self.env.process(self._reconnect(d, guest, reconnect))
             if driver not in self.autostarted:
                 self.autostarted.add(driver)
@@ -151,6 +168,8 @@ class Guests:
         gen, t0 = d.gen, self.env.now
         ok, err = yield from run_internal(self.sim, d, proc, guest.name)
         self.sim.record_call(t0, INTERNAL, proc, ok, err)
+        span = self.reconnect_span[(d.name, gen)]
+        span[1] = max(span[1], self.env.now)
         if not ok and d.gen == gen and d.alive and guest.state == RUNNING:
             self.kill(guest, f"reconnect failed: {err}")
 

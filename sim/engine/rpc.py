@@ -63,6 +63,7 @@ class ProcRT:
     sweep: SweepRT | None = None
     rules: JobRules | None = None
     nowait: bool = False
+    on_cpu: bool = False  # its service time is work on the host's CPU (sim.engine.cpu)
 
 
 class ConnRT:
@@ -365,6 +366,8 @@ def execute(
                 err = yield from monitor(sim, target, delay, hold)
                 if err:
                     result = False, err
+            elif proc.on_cpu:
+                yield from sim.cpu.run(delay)
             else:
                 yield sim.env.timeout(delay)
         if effect != "none":

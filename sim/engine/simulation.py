@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from sim.engine.clients import Client, Probes, Session
+from sim.engine.cpu import CPU
 from sim.engine.daemon import DaemonRT
 from sim.engine.faults import schedule
 from sim.engine.guests import RUNNING, STOPPED, Guests
@@ -73,6 +74,8 @@ class Simulation:
         self.collector = Collector(keep_trace=keep_trace)
         self.sample_every_s = sample_every_s
         self.start_mode = start
+        host = workload.workload.doc.host
+        self.cpu = CPU(self.env, host.cores if host is not None else None)
         self._compile_catalog()
         self.manager = Manager(self)
         self.daemons = {
@@ -132,6 +135,9 @@ class Simulation:
             for d in cat.drivers
             if d.reconnect_procedure is not None
         }
+        if self.cpu.cores is not None:  # guest starts and reconnects are CPU work (issue 16)
+            for proc in [self.start_proc, *self.reconnect_proc.values()]:
+                proc.on_cpu = True
         self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
         self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
         self.init_later = frozenset(d.name for d in cat.drivers if d.init_in_background)
@@ -254,7 +260,11 @@ class Simulation:
         return self.collector
 
     def boot_metrics(self) -> dict[str, float]:
-        """Daemon initialisation CPU over the run and the daemons running at its end."""
+        """Daemon initialisation CPU over the run and the daemons running at its end; from a
+        power-on start also the time until every daemon the boot started was ready
+        (``time_to_ready_s``), until every autostart guest ran (``time_to_autostart_s``) and,
+        after a restart of a daemon with running guests, the longest time from its readiness
+        to the end of its last guest reconnect (``time_to_reconnect_s``)."""
         out = {
             "daemon_init_cpu_ms": sum(d.cpu_ms for d in self.daemons.values()),
             "daemons_running": float(sum(d.alive for d in self.daemons.values())),
@@ -262,6 +272,15 @@ class Simulation:
         for t, names in sorted(self.daemons_at.items()):
             out[f"daemons_running.t{t:g}"] = float(len(names))
         if self.start_mode == "boot":
+            services = self.manager.boot_services
+            booted = [self.daemon_of_service[u] for u in services if u in self.daemon_of_service]
+            if booted:
+                out["time_to_ready_s"] = max(
+                    self.env.now if d.first_ready is None else d.first_ready for d in booted
+                )
+            spans = self.guests.reconnect_span.values()
+            if spans:  # a hypervisor daemon restarted with guests running
+                out["time_to_reconnect_s"] = max(end - ready for ready, end in spans)
             wanted = [g.name for g in self.guests.all if g.spec.autostart]
             done = self.guests.autostart_done
             if wanted:

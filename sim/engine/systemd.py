@@ -13,8 +13,19 @@ Implemented rules, each one a named test in ``tests/test_systemd_rules.py``:
 - a socket whose service is down queues connections in its backlog and starts the service
   (socket activation), subject to the trigger limit;
 - a unit stops when a unit it ``BindsTo=`` stops or fails, or when a unit it ``Requires=`` is
-  stopped explicitly;
-- boot: the boot target pulls in the enabled units that are ``WantedBy=`` it (transitively).
+  stopped explicitly; a failed service waiting for its automatic restart is stopped too, which
+  cancels the restart (systemd queues the stop job on a unit in ``auto-restart``);
+- boot: the boot target pulls in the enabled units that are ``WantedBy=`` it (transitively);
+- ``KillMode=`` when the main process ends (a stop, a crash, an idle exit): ``control-group``
+  and ``mixed`` kill every other process left in the unit's cgroup, ``process`` and ``none``
+  leave them (see :meth:`Manager.cgroup_emptied`).
+
+Without a supervisor (topology ``supervisor: none``, LIBVIRT-FACTS 10.5) none of this runs:
+the daemons of ``manual_start`` are started by hand at boot and bind their own sockets; there
+is no socket activation, no automatic restart, no start limit, no dependency propagation and
+no cgroup kill.  A dead daemon's socket file stays with nobody listening (clients get
+``econnrefused``) unless the daemon removed it on a clean exit.  Admin ``start``, ``stop`` and
+``restart`` act on the daemon as a person running (or killing) the binary would.
 """
 
 from __future__ import annotations
@@ -49,6 +60,11 @@ def rate_limited(events: deque[float], now: float, interval: float, burst: int) 
     return False
 
 
+def _unix_only(sock: SocketRT) -> bool:
+    """Every listening address of the socket is a filesystem path (a UNIX socket)."""
+    return all(lst.path.startswith("/") for lst in sock.spec.listen)
+
+
 class UnitRT:
     """Runtime state shared by every unit kind."""
 
@@ -75,6 +91,7 @@ class ServiceRT(UnitRT):
         self.ready_waiters: list[simpy.Event] = []
         self.sockets: list[SocketRT] = []
         self.restart_token = 0
+        self.restart_pending = False
 
     def start_limit_hit(self) -> bool:
         """Record a start; True if it exceeds the start limit."""
@@ -129,7 +146,10 @@ class SocketRT(UnitRT):
 
 
 class Manager:
-    """The service manager: start and stop jobs over the unit runtimes of one simulation."""
+    """The service manager: start and stop jobs over the unit runtimes of one simulation.
+
+    Without a supervisor (``supervised`` false) it only keeps the books of what a person did
+    by hand: start and stop a daemon, and its sockets open and close with it."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
@@ -147,6 +167,10 @@ class Manager:
                 assert isinstance(service, ServiceRT)
                 unit.service = service
                 service.sockets.append(unit)
+        topo = sim.system.topology.doc
+        self.supervised = topo.supervisor == "systemd"
+        self.manual_start = [sim.system.daemons[name].unit for name in topo.manual_start]
+        self.boot_services: list[str] = []  # the services the boot started
         self.bound_by: dict[str, list[str]] = {}
         self.required_by: dict[str, list[str]] = {}
         self.conflicted_by: dict[str, list[str]] = {}
@@ -188,7 +212,13 @@ class Manager:
 
     # ------------------------------------------------------------------ jobs
     def boot(self) -> None:
-        """Start the boot transaction: sockets and targets at once, services in order."""
+        """Start the boot transaction: sockets and targets at once, services in order.
+        Without a supervisor: start the ``manual_start`` daemons by hand, in their order."""
+        if not self.supervised:
+            for unit in self.manual_start:
+                self.start(unit, "by hand")
+            self.boot_services = list(self.manual_start)
+            return
         names = self.boot_set()
         for name in names:
             if not isinstance(self.units[name], ServiceRT):
@@ -196,12 +226,19 @@ class Manager:
         for name in names:
             if isinstance(self.units[name], ServiceRT):
                 self.start(name, "boot")
+        self.boot_services = [
+            n
+            for n in names
+            if isinstance(self.units[n], ServiceRT) and self.units[n].state != INACTIVE
+        ]
 
     def start(self, name: str, reason: str) -> bool:
         """Queue a start job; False if refused (unknown, start limit, failed socket)."""
         unit = self.units.get(name)
         if unit is None:
             return False
+        if not self.supervised:
+            return isinstance(unit, ServiceRT) and self._start_by_hand(unit, reason)
         if isinstance(unit, SocketRT):
             return self._start_socket(unit, reason)
         if isinstance(unit, ServiceRT):
@@ -230,6 +267,7 @@ class Manager:
     def _start_service(self, svc: ServiceRT, reason: str) -> bool:
         if svc.state in (ACTIVE, ACTIVATING):
             return True
+        svc.restart_pending = False
         if svc.start_limit_hit():
             self._start_limit_failure(svc)
             return False
@@ -238,6 +276,38 @@ class Manager:
         svc.set_state(ACTIVATING, reason=reason)
         self.sim.env.process(self._run_start(svc))
         return True
+
+    def _start_by_hand(self, svc: ServiceRT, reason: str) -> bool:
+        """Run the daemon binary: it binds its own sockets (every UNIX path; a network
+        listener only when the preset enables its socket, standing for ``--listen`` and
+        ``listen_tcp``/``listen_tls``), which take connections into their backlog until it
+        accepts.  No dependency, ordering or start limit."""
+        if svc.state in (ACTIVE, ACTIVATING):
+            return True
+        svc.result = ""
+        svc.set_state(ACTIVATING, reason=reason)
+        enabled = self.sim.system.enabled
+        for sock in svc.sockets:
+            if sock.name in enabled or _unix_only(sock):
+                sock.set_state(LISTENING, reason=f"bound by {svc.name}")
+                sock.path_present = True
+        daemon = self.sim.daemon_of_service.get(svc.name)
+        if daemon is None:
+            self.service_ready(svc)
+        else:
+            daemon.spawn()
+        return True
+
+    def _exited_unsupervised(self, svc: ServiceRT, code: int) -> None:
+        """A daemon run by hand ended: its listening sockets close.  A clean exit removes
+        the socket files (``virNetSocketDispose`` unlinks a UNIX path it bound); after a
+        crash they stay, with nobody listening (connection refused)."""
+        for sock in svc.sockets:
+            if sock.listening:
+                sock.set_state(INACTIVE, reason=f"{svc.name} exited")
+                if code == 0 and _unix_only(sock):
+                    sock.path_present = False
+                sock.fail_backlog("econnrefused")
 
     def _run_start(self, svc: ServiceRT) -> Generator[simpy.Event, Any, None]:
         for other in svc.spec.after + self.ordered_before.get(svc.name, []):
@@ -275,13 +345,19 @@ class Manager:
 
     def service_exited(self, svc: ServiceRT, code: int, by_manager: bool) -> None:
         """The daemon's process ended (crash, idle exit, or a stop we asked for)."""
+        if self.supervised:
+            self.cgroup_emptied(svc)
         failed = code != 0 and not by_manager
         svc.result = "exit-code" if failed else ""
         svc.set_state(FAILED if failed else INACTIVE, code=code)
         svc.settle_waiters()
+        if not self.supervised:
+            self._exited_unsupervised(svc, code)
+            return
         restart = svc.spec.restart
         if not by_manager and (restart == "always" or (restart == "on-failure" and failed)):
             svc.restart_token += 1
+            svc.restart_pending = True
             self.sim.env.process(self._restart_later(svc, svc.restart_token))
         self._propagate_down(svc.name, explicit=by_manager)
         if svc.state != ACTIVATING:
@@ -289,10 +365,24 @@ class Manager:
                 if sock.listening and sock.backlog:
                     self._activate(sock)
 
+    def cgroup_emptied(self, svc: ServiceRT) -> None:
+        """The main process is gone: systemd kills what is left in the unit's cgroup as
+        ``KillMode=`` says (``unit_kill_context``): ``control-group`` sends SIGTERM to every
+        remaining process, ``mixed`` SIGKILL (its final step goes to the whole cgroup),
+        ``process`` and ``none`` leave them.  The same happens on a stop, after a crash
+        (before any restart) and after an idle exit."""
+        mode = svc.spec.kill_mode
+        daemon = self.sim.daemon_of_service.get(svc.name)
+        if mode in ("process", "none") or daemon is None:
+            return
+        signal = "SIGTERM" if mode == "control-group" else "SIGKILL"
+        self.sim.guests.kill_cgroup(daemon, f"{signal} to {svc.name}'s cgroup (KillMode={mode})")
+
     def _restart_later(self, svc: ServiceRT, token: int) -> Generator[simpy.Event, Any, None]:
         yield self.sim.env.timeout(svc.spec.restart_sec)
         if token != svc.restart_token:
             return  # stopped (or started) meanwhile
+        svc.restart_pending = False
         if svc.state in (FAILED, INACTIVE) and svc.result != "start-limit-hit":
             self.sim.collector.emit(self.sim.env.now, svc.name, "auto-restart")
             self._start_service(svc, "restart")
@@ -303,7 +393,10 @@ class Manager:
             dependents += self.required_by.get(name, [])
         for other in sorted(set(dependents)):
             unit = self.units.get(other)
-            if unit is not None and unit.state in (ACTIVE, ACTIVATING, LISTENING):
+            if unit is None:
+                continue
+            pending = isinstance(unit, ServiceRT) and unit.restart_pending
+            if unit.state in (ACTIVE, ACTIVATING, LISTENING) or pending:
                 self.stop(other, f"dependency {name} stopped")
 
     def stop(self, name: str, reason: str) -> None:
@@ -311,7 +404,7 @@ class Manager:
         if unit is None:
             return
         if isinstance(unit, SocketRT):
-            if unit.listening:
+            if unit.listening and self.supervised:
                 unit.set_state(INACTIVE, reason=reason)
                 if unit.spec.remove_on_stop:
                     unit.path_present = False
@@ -320,6 +413,7 @@ class Manager:
             return
         if isinstance(unit, ServiceRT):
             unit.restart_token += 1  # a stop cancels a pending automatic restart
+            unit.restart_pending = False
             daemon = self.sim.daemon_of_service.get(name)
             if daemon is not None and daemon.alive:
                 daemon.terminate(0, by_manager=True, why=reason)
@@ -327,9 +421,10 @@ class Manager:
             if unit.state in (ACTIVE, ACTIVATING, FAILED):
                 unit.set_state(INACTIVE, reason=reason)
                 unit.settle_waiters()
-                self._propagate_down(name, explicit=True)
+                if self.supervised:
+                    self._propagate_down(name, explicit=True)
             return
-        if unit.state == ACTIVE:
+        if unit.state == ACTIVE and self.supervised:
             unit.set_state(INACTIVE, reason=reason)
             self._propagate_down(name, explicit=True)
 

@@ -8,6 +8,10 @@ provenance), :mod:`pipeline` (the whole import) and :mod:`emit` (the YAML text).
 
 Nothing here knows a daemon by name: the import mapping (``kind: import-map``) says which
 service is which daemon, what it hosts and which config file it reads.
+
+The result is always a systemd topology (``supervisor: systemd``: units, socket activation,
+restart policies).  A host without systemd is modelled by an overlay of the imported file
+(``extends:``, ``supervisor: none``, ``manual_start:``; see :mod:`sim.loader`).
 """
 
 from sim.importer.emit import to_yaml

@@ -38,7 +38,7 @@ RESTART_APPROX = {
     "on-success": "no",
 }
 TYPES_NOTIFY = {"notify": True, "notify-reload": True, "simple": False, "exec": False}
-KILL_MODES = ("control-group", "process", "mixed")
+KILL_MODES = ("control-group", "process", "mixed", "none")
 
 
 @dataclass
@@ -110,9 +110,6 @@ def _kill_mode(ctx: Context, r: Resolved) -> str:
         return ctx.map.unit_defaults.kill_mode
     if a.value in KILL_MODES:
         return a.value
-    if a.value == "none":
-        ctx.approx(r, "KillMode", "modelled as process: only the main process is killed")
-        return "process"
     raise ConfigError.single(a.file, f"KillMode= has an unknown value {a.value!r}", line=a.line)
 
 

@@ -24,6 +24,8 @@ NICE = {
     "unmanageable_vm_seconds": "unmanageable guest-seconds",
     "daemon_init_cpu_ms": "daemon init CPU (ms)",
     "time_to_autostart_s": "time to autostart (s)",
+    "time_to_ready_s": "time to ready (s)",
+    "time_to_reconnect_s": "time to reconnect (s)",
 }
 
 

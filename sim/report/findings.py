@@ -17,7 +17,13 @@ from sim.report.fmt import count, estimate, num
 from sim.report.markdown import md_table
 from sim.report.results import Results, Stat
 
-BOOT = ("daemon_init_cpu_ms", "time_to_autostart_s", "autostart_done")
+BOOT = (
+    "daemon_init_cpu_ms",
+    "time_to_ready_s",
+    "time_to_autostart_s",
+    "time_to_reconnect_s",
+    "autostart_done",
+)
 BOOT_PREFIX = "daemons_running.t"
 PRIMARY = "blast_radius"
 LABEL = {PRIMARY: "the blast radius"}

@@ -139,6 +139,13 @@ class ProbeOverride(Strict):
     timeout_s: PosFloat | None = None
 
 
+class HostOverride(Strict):
+    """Host settings for one scenario (see :class:`~sim.schema.workload.Host`)."""
+
+    cores: Annotated[int, Field(ge=1)] | None = None
+    guest_scope: Literal["machine", "daemon"] | None = None
+
+
 class Overrides(Strict):
     """Changes to the models for one scenario: counts of guest groups or objects by name,
     worker pools, the probe.  (Client settings are overridden on the scenario's clients.)"""
@@ -146,6 +153,7 @@ class Overrides(Strict):
     counts: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     pool: PoolOverride | None = None
     probe: ProbeOverride | None = None
+    host: HostOverride | None = None
 
 
 class Scenario(Strict):

@@ -96,7 +96,7 @@ class UnitDefaults(Sourced):
     trigger_limit_interval_s: PosFloat
     trigger_limit_burst: PosInt
     remove_on_stop: bool
-    kill_mode: Literal["control-group", "process", "mixed"]
+    kill_mode: Literal["control-group", "process", "mixed", "none"]
     restart: Literal["no", "on-failure", "always"]
 
 

@@ -77,7 +77,12 @@ class UnitBase(Sourced):
 
 
 class ServiceUnit(UnitBase):
-    """A service unit (systemd.service); ``daemon`` is the process it runs."""
+    """A service unit (systemd.service); ``daemon`` is the process it runs.
+
+    ``kill_mode`` decides what happens to the other processes of the unit's cgroup (guests a
+    daemon spawned outside any machine scope) when the main process ends: ``control-group``
+    (SIGTERM) and ``mixed`` (SIGKILL) kill them, ``process`` and ``none`` leave them.
+    """
 
     type: Literal["service"]
     daemon: Name | None = None
@@ -86,7 +91,7 @@ class ServiceUnit(UnitBase):
     restart_sec: NonNeg = 0.1
     start_limit_interval_s: NonNeg = 10.0
     start_limit_burst: NonNegInt = 5
-    kill_mode: Literal["control-group", "process", "mixed"] = "control-group"
+    kill_mode: Literal["control-group", "process", "mixed", "none"] = "control-group"
     timeout_start_s: PosFloat = 90.0
 
 
@@ -132,7 +137,13 @@ class Preset(Sourced):
 
 
 class Topology(Sourced):
-    """A topology.  ``external_units`` exist on the host but are not modelled (always active)."""
+    """A topology.  ``external_units`` exist on the host but are not modelled (always active).
+
+    ``supervisor``: ``systemd`` runs the units; ``none`` is a host without a service manager
+    (a container entrypoint, OpenRC): the daemons named in ``manual_start`` are started by
+    hand at boot, in that order, and nothing restarts or socket-activates anything.  The
+    units still describe each daemon's sockets (a daemon listens on its enabled ones).
+    """
 
     kind: Literal["topology"]
     name: Name
@@ -144,3 +155,15 @@ class Topology(Sourced):
     units: list[Unit]
     routes: list[Route]
     preset: Preset
+    supervisor: Literal["systemd", "none"] = "systemd"
+    manual_start: list[Name] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _supervisor(self) -> Topology:
+        if self.supervisor == "none" and not self.manual_start:
+            raise ValueError(
+                "supervisor 'none' needs manual_start: the daemons started by hand at boot"
+            )
+        if self.supervisor == "systemd" and self.manual_start:
+            raise ValueError("manual_start is only for supervisor 'none' (systemd uses units)")
+        return self

@@ -150,6 +150,17 @@ class Probe(Sourced):
     reconnect: Reconnect = Field(default_factory=Reconnect)
 
 
+class Host(Sourced):
+    """The machine (issue 16): ``cores`` of CPU shared by processor sharing between daemon
+    initialisation, reconnects and guest starts (omitted: CPU is not contended, every cost
+    is a plain delay); ``guest_scope``: ``machine`` when each guest gets its own scope
+    (systemd-machined registers it), ``daemon`` when guests stay in the cgroup of the
+    daemon that started them (no machined, or an unprivileged daemon)."""
+
+    cores: PosInt | None = None
+    guest_scope: Literal["machine", "daemon"] = "machine"
+
+
 class Workload(Sourced):
     kind: Literal["workload"]
     name: Name
@@ -162,3 +173,4 @@ class Workload(Sourced):
     profiles: list[ClientProfile] = Field(default_factory=list)
     clients: list[ClientDecl] = Field(default_factory=list)
     probe: Probe
+    host: Host | None = None

@@ -145,12 +145,13 @@ class Session:
         t0 = self.env.now
         conn = None if per_call else self.conns.get(uri)
         if conn is None or not conn.usable:
-            conn = yield from self._conn(uri, per_call, t0)
-            if conn is None:
+            got = yield from self._conn(uri, per_call, t0)
+            if got is None:
                 return None
-            if isinstance(conn, str):
-                self.sim.record_call(t0, self.label, procs[-1], False, conn)
-                return False, conn
+            if isinstance(got, str):
+                self.sim.record_call(t0, self.label, procs[-1], False, got)
+                return False, got
+            conn = got
         ok, err = True, ""
         t_call = t0
         for i, proc in enumerate(procs):

@@ -120,13 +120,27 @@ class Session:
             self.conns[uri] = opened
         return opened
 
+    def _watched(
+        self, conn: ConnRT, proc: ProcRT, target: str | None
+    ) -> Generator[simpy.Event, Any, tuple[bool, str]]:
+        """A call with keepalive and no timeout: the daemon's job in a process of its own
+        (so that it runs on when the connection dies), the client waiting on it alone."""
+        env = self.env
+        me = cast(simpy.Process, env.active_process)
+        job = self.last_job = env.process(server_job(self.sim, conn, proc, target))
+        conn.waiters[me] = None
+        try:
+            return cast(tuple[bool, str], (yield job))
+        except simpy.Interrupt as exc:
+            return False, str(exc.cause)
+        finally:
+            conn.waiters.pop(me, None)
+
     def _on(
         self, conn: ConnRT, proc: ProcRT, target: str | None, t0: float
     ) -> Generator[simpy.Event, Any, tuple[bool, str]]:
-        """One call on ``conn`` in a job process of its own, which the client may abandon
-        (timeout, keepalive).  Without a timeout or keepalive :meth:`command` runs the
-        daemon's job inline in the client's process instead (it cannot be abandoned
-        anyway), which saves a process per call."""
+        """One call on ``conn`` in a job process of its own, which the client abandons at
+        its timeout (or when the connection dies) while the job runs on."""
         env = self.env
         me = cast(simpy.Process, env.active_process)
         job = self.last_job = env.process(server_job(self.sim, conn, proc, target))
@@ -156,7 +170,13 @@ class Session:
         t_call = t0
         for i, proc in enumerate(procs):
             if self.inline:
+                # no timeout, no keepalive: the client never leaves the call, so the daemon's
+                # job runs in the client's own process (it saves a process per call); if the
+                # daemon drops the connection, an unread request fails at once and a
+                # dispatched one when its job ends (its reply is lost)
                 ok, err = yield from server_job(self.sim, conn, proc, target)
+            elif self.timeout is None:
+                ok, err = yield from self._watched(conn, proc, target)
             else:
                 ok, err = yield from self._on(conn, proc, target, t0)
             self.sim.record_call(t_call, self.label, proc, ok, err)

@@ -85,14 +85,20 @@ class Guests:
         self._set(guest, STARTING, daemon=d.name)
         return True
 
-    def end_effect(self, effect: str, target: str | None, ok: bool, d: DaemonRT) -> None:
+    def end_effect(self, effect: str, target: str | None, ok: bool, d: DaemonRT) -> bool:
+        """Apply a start's or stop's outcome; ``False`` when a start succeeded on a guest
+        whose process was killed meanwhile (a destroy during the start): it failed."""
         guest = self.by_name.get(target or "")
         if guest is None:
-            return
+            return True
         if effect == "start" and guest.state == STARTING:
-            self._set(guest, RUNNING if ok else STOPPED)
-        elif effect == "stop" and ok and guest.alive:
+            block = guest.monitor_block
+            killed = block is not None and block.triggered
+            self._set(guest, RUNNING if ok and not killed else STOPPED)
+            return not (ok and killed)
+        if effect == "stop" and ok and guest.alive:
             self._set(guest, STOPPED, by=d.name)
+        return True
 
     # ----------------------------------------------------------- the guest's own process
     def _process_gone(self, guest: GuestRT) -> None:
@@ -109,7 +115,7 @@ class Guests:
         """A stop kills the guest's process before it waits for the guest's job: calls
         stuck in its monitor end with ``eof``."""
         guest = self.by_name.get(target or "")
-        if guest is not None and guest.state == RUNNING:
+        if guest is not None and guest.state in (RUNNING, STARTING):
             self._process_gone(guest)
 
     def hang(self, guest: GuestRT, scope: str) -> bool:

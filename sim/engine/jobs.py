@@ -126,6 +126,9 @@ def monitor(
         err = yield guest.monitor_block
     if not err:
         yield sim.env.timeout(delay)
+        block = guest.monitor_block if guest is not None else None
+        if block is not None and block.triggered and block.value == "eof":
+            err = "eof"  # the process died while it answered
     yield from hold.take()
     return str(err)
 

@@ -213,6 +213,18 @@ class Slots:
         elif event in self.waiting:
             self.waiting.remove(event)
 
+    def flush(self) -> None:
+        """Grant every waiter at once (the connection closed: each request then fails)."""
+        _grant_all(self)
+
+
+def _grant_all(slots: Slots) -> None:
+    """Wake every waiter of ``slots`` (their connection is gone; each finds that out)."""
+    waiting, slots.waiting = slots.waiting, deque()
+    for event in waiting:
+        slots.used += 1
+        event.succeed()
+
 
 class Lock(Slots):
     """A mutex (a driver-wide lock or one object's lock): a semaphore of one."""
@@ -266,7 +278,9 @@ class JobSlot:
             self.active = True
 
     def acquire(self, kind: str) -> simpy.Event | None:
-        if not self.waiting and self._admits(kind):
+        # no queue in libvirt (threads wait on condition variables): a job the slot admits
+        # proceeds even while others wait for one it does not admit
+        if self._admits(kind):
             self._take(kind)
             return None
         event = self.env.event()

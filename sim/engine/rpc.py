@@ -146,6 +146,7 @@ class ConnRT:
             self.daemon.env.now, self.daemon.name, "connection-dropped", client=self.label, why=why
         )
         self.close()
+        self.slots.flush()  # unread requests: each finds the connection closed
         waiters, self.waiters = self.waiters, {}
         for proc in waiters:
             if proc.is_alive:
@@ -257,6 +258,8 @@ def server_job(
         has_slot, kind = False, -1
         if d.loop_block is not None:
             yield d.loop_block
+        if result[0] and not conn.is_open:
+            return False, "eof"  # the connection closed meanwhile: the reply is lost
         return result
     except simpy.Interrupt as exc:
         return False, str(exc.cause)
@@ -302,7 +305,14 @@ def remote(
         if isinstance(opened, str):
             return False, opened
         conn = conns[uri] = opened
-    result: Result = yield sim.env.process(server_job(sim, conn, proc, target))
+    # the forwarding worker waits on the connection: if the other daemon drops it, the
+    # call fails at once (the job there runs on)
+    me = cast(simpy.Process, sim.env.active_process)
+    conn.waiters[me] = None
+    try:
+        result: Result = yield sim.env.process(server_job(sim, conn, proc, target))
+    finally:
+        conn.waiters.pop(me, None)
     return result
 
 
@@ -370,8 +380,8 @@ def execute(
                 yield from sim.cpu.run(delay)
             else:
                 yield sim.env.timeout(delay)
-        if effect != "none":
-            sim.guests.end_effect(effect, target, result[0], d)
+        if effect != "none" and not sim.guests.end_effect(effect, target, result[0], d):
+            result = False, "eof"  # the guest's process was killed during its start
         return result
     finally:
         if slot is not None:

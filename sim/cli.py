@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -189,6 +189,12 @@ ForceJobsOpt = Annotated[
 ]
 
 
+def _mean(h: dict[str, Any]) -> str:
+    """A hypothesis' mean for the terminal (with why it is undefined, when it is)."""
+    mean = "n/a" if h["mean"] is None else f"{h['mean']:g}"
+    return mean + (f" ({h['undefined']})" if "undefined" in h else "")
+
+
 def _cap_jobs(jobs: int, force: bool) -> int:
     """``jobs``, lowered to the machine's cores unless ``force`` (with a note)."""
     from sim.workers import max_jobs
@@ -267,7 +273,7 @@ def run(
             bounds = f"min {h['min']}, max {h['max']}"
             console.print(
                 f"  DEVIATED {h['hypothesis']} ({h['scenario']} / {h['topology']}): "
-                f"{h['metric']} = {h['mean']:g}, expected {bounds}",
+                f"{h['metric']} = {_mean(h)}, expected {bounds}",
                 markup=False,
             )
         if outcome.resumed:

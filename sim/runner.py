@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 
 from sim import __version__
 from sim.engine.simulation import Simulation
-from sim.metrics import Window, compute
+from sim.metrics import NOT_RECOVERED, Window, compute
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
 from sim.resultsdir import finish, prepare
 from sim.runlog import Warn, read_runs, record_line
@@ -72,15 +73,34 @@ def run_one(
     collector = sim.run(exp.duration_s, snapshot_at=window.fault_at, snapshots=exp.snapshots_s)
     metrics = compute(collector, sim.running_at_snapshot, window)
     metrics.update(sim.boot_metrics())
-    record = {
+    values, undefined = defined(metrics)
+    record: dict[str, Any] = {
         "scenario": task.scenario,
         "topology": task.topology,
         "replication": task.replication,
         "seed": seed,
-        "metrics": {k: round(v, 6) + 0.0 for k, v in sorted(metrics.items())},
+        "metrics": values,
         "lost": {g: reason for g, (_, reason) in sorted(collector.lost.items())},
     }
+    if undefined:
+        record["undefined"] = undefined
     return record, sim
+
+
+def defined(
+    metrics: Mapping[str, float | None],
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Metrics rounded for output, and why each undefined one (None) is undefined: strict
+    JSON has no NaN or infinity, so such a value is null with its reason."""
+    values: dict[str, float | None] = {}
+    undefined: dict[str, str] = {}
+    for k, v in sorted(metrics.items()):
+        if v is None:
+            undefined[k] = NOT_RECOVERED if k == "time_to_recover_s" else "undefined"
+        elif not math.isfinite(v):
+            undefined[k] = f"not a finite number ({v}): an input is infinite or out of range"
+        values[k] = None if k in undefined else round(v, 6) + 0.0  # type: ignore[arg-type]
+    return values, undefined
 
 
 # ---------------------------------------------------------------------------- workers
@@ -140,6 +160,15 @@ def execute(
 
 
 # ---------------------------------------------------------------------------- summary
+def _value(rec: dict[str, Any], metric: str) -> float | None:
+    """A run's value of ``metric``: None when undefined, 0 when the run has no such metric
+    (a per-driver counter that never counted)."""
+    if metric in rec.get("undefined", {}):
+        return None
+    value: float | None = rec["metrics"].get(metric, 0.0)
+    return value
+
+
 def summarize_runs(
     model: ExperimentModel, records: list[dict[str, Any]], seed: int, replications: int
 ) -> dict[str, Any]:
@@ -148,16 +177,20 @@ def summarize_runs(
     ordered = [m for m in METRICS if m in names] + [m for m in names if m not in METRICS]
     rows, comparisons = [], []
     topologies = [s.name for s in model.systems]
+    why: dict[str, str] = {}
     for sc in model.scenarios:
-        series: dict[str, dict[str, list[float]]] = {}
+        series: dict[str, dict[str, list[float | None]]] = {}
         for topo in topologies:
             recs = [by_key[(sc.name, topo, r)] for r in range(replications)]
-            series[topo] = {m: [rec["metrics"].get(m, 0.0) for rec in recs] for m in ordered}
+            series[topo] = {m: [_value(rec, m) for rec in recs] for m in ordered}
+            why |= {m: w for rec in recs for m, w in rec.get("undefined", {}).items()}
             rows.append(
                 {
                     "scenario": sc.name,
                     "topology": topo,
-                    "metrics": {m: summarize(series[topo][m]) for m in ordered},
+                    "metrics": {
+                        m: summarize(series[topo][m], why.get(m, "undefined")) for m in ordered
+                    },
                 }
             )
         for i, a in enumerate(topologies):
@@ -165,7 +198,7 @@ def summarize_runs(
                 for m in ordered:
                     comparisons.append(
                         {"scenario": sc.name, "metric": m, "a": a, "b": b}
-                        | paired(series[a][m], series[b][m])
+                        | paired(series[a][m], series[b][m], why.get(m, "undefined"))
                     )
     return {
         "experiment": model.doc.name,
@@ -186,20 +219,23 @@ def hypotheses(model: ExperimentModel, summary: dict[str, Any]) -> list[dict[str
                 row["scenario"],
             ):
                 continue
-            mean = row["metrics"].get(h.metric, {"mean": 0.0})["mean"]
-            held = (h.max is None or mean <= h.max) and (h.min is None or mean >= h.min)
-            out.append(
-                {
-                    "hypothesis": h.name,
-                    "scenario": row["scenario"],
-                    "topology": row["topology"],
-                    "metric": h.metric,
-                    "mean": mean,
-                    "min": h.min,
-                    "max": h.max,
-                    "held": held,
-                }
-            )
+            stat = row["metrics"].get(h.metric, {"mean": 0.0})
+            mean = stat["mean"]
+            held = mean is not None and "undefined" not in stat
+            held = held and (h.max is None or mean <= h.max) and (h.min is None or mean >= h.min)
+            result = {
+                "hypothesis": h.name,
+                "scenario": row["scenario"],
+                "topology": row["topology"],
+                "metric": h.metric,
+                "mean": mean,
+                "min": h.min,
+                "max": h.max,
+                "held": held,
+            }
+            if "undefined" in stat:  # cannot be shown to hold
+                result["undefined"] = stat["undefined"]
+            out.append(result)
     return out
 
 

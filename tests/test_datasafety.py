@@ -451,3 +451,75 @@ def test_pool_takes_tasks_only_as_workers_free_up() -> None:
     assert next(results) >= 0
     assert taken <= 2 * IN_FLIGHT + 1
     results.close()
+
+
+# ------------------------------------------------------------------- undefined metrics
+def _strict(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise ValueError(f"bare {name} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_no_recovery_is_null_with_its_reason(exp: Path, tmp_path: Path) -> None:
+    """A hang that never ends: time_to_recover_s is null with why, in runs.jsonl, the
+    summary, the hypothesis and the report; every JSON file parses strictly."""
+    text = exp.read_text().replace(
+        "{kind: hang, scope: driver, target: {driver: net}, at_s: 60, duration_s: 40}",
+        "{kind: hang, scope: process, target: {role: hypervisor}, at_s: 60}",
+    )
+    exp.write_text(
+        text + "hypotheses:\n  - {name: recovers, metric: time_to_recover_s, max: 100}\n"
+    )
+    out = tmp_path / "out"
+    outcome = run_experiment(exp, out, replications=2)
+    for name in ("summary.json", "manifest.json"):
+        _strict((out / name).read_text())
+    runs = [_strict(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    hung = [r for r in runs if r["scenario"] == "hang-net"]  # type: ignore[index]
+    assert {r["metrics"]["time_to_recover_s"] for r in hung} == {None}  # type: ignore[index]
+    assert {r["undefined"]["time_to_recover_s"] for r in hung} == {  # type: ignore[index]
+        "not recovered by the end of the run"
+    }
+    row = next(r for r in outcome.summary["rows"] if r["scenario"] == "hang-net")
+    assert row["metrics"]["time_to_recover_s"] == {
+        "mean": None,
+        "ci95": [None, None],
+        "n": 0,
+        "undefined": "undefined in 2 of 2 replications: not recovered by the end of the run",
+    }
+    other = next(r for r in outcome.summary["rows"] if r["scenario"] == "crash-hv")
+    assert "undefined" not in other["metrics"]["time_to_recover_s"]
+    failed = [h for h in outcome.hypotheses if not h["held"]]
+    assert {h["scenario"] for h in failed} == {"hang-net"}
+    assert all("not recovered" in h["undefined"] for h in failed)
+    done = _cli("report", out, "--no-figures", "--no-timelines")
+    assert done.returncode == 0, done.stderr
+    assert "note: time_to_recover_s is undefined in some runs" in done.stderr
+    assert "(mean n/a)" in (out / "report.md").read_text()
+
+
+def test_summaries_leave_undefined_values_out() -> None:
+    from sim.stats import paired, summarize
+
+    assert summarize([1.0, None, 3.0], "why") == {
+        "mean": 2.0, "ci95": [-10.706205, 14.706205], "n": 2,
+        "undefined": "undefined in 1 of 3 replications: why",
+    }  # fmt: skip
+    assert summarize([1.0, 3.0]) == {"mean": 2.0, "ci95": [-10.706205, 14.706205], "n": 2}
+    assert paired([None, 1.0], [2.0, 4.0], "why") == {
+        "diff_mean": 3.0, "ci95": [3.0, 3.0],
+        "undefined": "undefined in 1 of 2 replications: why",
+    }  # fmt: skip
+    assert paired([None], [None])["diff_mean"] is None
+
+
+def test_non_finite_metric_becomes_null_with_a_reason() -> None:
+    from sim.runner import defined
+
+    values, why = defined({"a": 1.23456789, "b": math.inf, "time_to_recover_s": None})
+    assert values == {"a": 1.234568, "b": None, "time_to_recover_s": None}
+    assert why == {
+        "b": "not a finite number (inf): an input is infinite or out of range",
+        "time_to_recover_s": "not recovered by the end of the run",
+    }

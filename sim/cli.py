@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,6 +44,10 @@ class FaultMode(enum.StrEnum):
 
 def _err(line: str) -> None:
     typer.echo(" ".join(line.split("\n")), err=True)
+
+
+def _warn(message: str) -> None:
+    _err(f"warning: {message}")
 
 
 @contextmanager
@@ -179,6 +183,27 @@ def schema(
 
 
 EXIT_DEVIATED = 1
+JOBS_HELP = "Parallel worker processes (at most the machine's cores unless --force-jobs)."
+ForceJobsOpt = Annotated[
+    bool, typer.Option("--force-jobs", help="Allow more --jobs than the machine has cores.")
+]
+
+
+def _mean(h: dict[str, Any]) -> str:
+    """A hypothesis' mean for the terminal (with why it is undefined, when it is)."""
+    mean = "n/a" if h["mean"] is None else f"{h['mean']:g}"
+    return mean + (f" ({h['undefined']})" if "undefined" in h else "")
+
+
+def _cap_jobs(jobs: int, force: bool) -> int:
+    """``jobs``, lowered to the machine's cores unless ``force`` (with a note)."""
+    from sim.workers import max_jobs
+
+    cores = max_jobs()
+    if jobs <= cores or force:
+        return jobs
+    _err(f"note: --jobs {jobs} is more than the {cores} cores here: using {cores}")
+    return cores
 
 
 @app.command()
@@ -194,33 +219,50 @@ def run(
     seed: Annotated[
         int | None, typer.Option(min=0, help="Seed [default: the experiment's].")
     ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
-    force: Annotated[bool, typer.Option(help="Overwrite a finished results folder.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help=JOBS_HELP)] = 1,
+    force: Annotated[
+        bool, typer.Option(help="Replace a results folder of ours (finished or not), whole.")
+    ] = False,
+    force_jobs: ForceJobsOpt = False,
 ) -> None:
     """Run every scenario in every topology; write the results folder; print a summary.
 
-    Exit 0 when every steady-state hypothesis held, 1 when one deviated.  An interrupted
-    run (Ctrl-C) keeps what finished in runs.jsonl: run the same command again to resume.
+    Exit 0 when every steady-state hypothesis held, 1 when one deviated.  --out must be
+    new, empty or a results folder of ours.  An interrupted run (Ctrl-C, a crash) keeps
+    what finished in runs.jsonl: run the same command again to resume.
     """
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from sim.runner import run_experiment
+    from sim.runner import Interrupted, run_experiment
 
     with _guard():
+        jobs = _cap_jobs(jobs, force_jobs)
         columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("replications", total=None)
+        try:
+            err = Console(stderr=True)
+            with Progress(
+                *columns, console=err, transient=True, disable=not err.is_terminal
+            ) as bar:
+                task = bar.add_task("replications", total=None)
 
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
 
-            try:
+                def warn(message: str) -> None:
+                    bar.console.print(f"warning: {message}", markup=False, soft_wrap=True)
+
                 outcome = run_experiment(
-                    experiment, out, replications, seed, jobs, force, progress=progress
+                    experiment, out, replications, seed, jobs, force, progress, warn
                 )
-            except KeyboardInterrupt:
-                _err("interrupted: finished runs are kept; run the same command to resume")
-                raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            kept = (
+                f": {exc.done} of {exc.total} runs kept in {exc.folder}"
+                if isinstance(exc, Interrupted)
+                else ""
+            )
+            _err(f"interrupted{kept}")
+            _err("run the same command again to resume")
+            raise typer.Exit(130) from None
         console = _console()
         console.print(render.summary_table(outcome.summary))
         deviated = [h for h in outcome.hypotheses if not h["held"]]
@@ -231,7 +273,7 @@ def run(
             bounds = f"min {h['min']}, max {h['max']}"
             console.print(
                 f"  DEVIATED {h['hypothesis']} ({h['scenario']} / {h['topology']}): "
-                f"{h['metric']} = {h['mean']:g}, expected {bounds}",
+                f"{h['metric']} = {_mean(h)}, expected {bounds}",
                 markup=False,
             )
         if outcome.resumed:
@@ -258,7 +300,7 @@ def replay(
         for name in changed:
             _err(f"warning: {name} changed since the run; the replay may differ")
         console = _console()
-        for r in do_replay(results, replication, scenario, topology):
+        for r in do_replay(results, replication, scenario, topology, _warn):
             console.print(render.timeline(r.task, r.events, limit))
             same = "matches runs.jsonl" if r.matches else "DIFFERS from runs.jsonl"
             console.print(f"trace: {r.trace_file} ({len(r.events)} events; metrics {same})")
@@ -427,7 +469,8 @@ def gate(
         list[str] | None,
         typer.Option(help="Only this topology, e.g. the one --topology replaces (repeatable)."),
     ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help=JOBS_HELP)] = 1,
+    force_jobs: ForceJobsOpt = False,
     static: Annotated[
         bool,
         typer.Option(
@@ -456,7 +499,7 @@ def gate(
             g.parse_topologies(topology or ()),
             g.parse_tolerances(tolerance or ()),
             scenario or (),
-            jobs,
+            _cap_jobs(jobs, force_jobs),
             need_baseline=not update_baseline,
             only_topologies=only_topology or (),
             static=static,

@@ -156,6 +156,8 @@ def compare(
             if m not in row["metrics"] or m not in old["metrics"]:
                 continue
             a, b = old["metrics"][m], row["metrics"][m]
+            if a["mean"] is None or b["mean"] is None:
+                continue  # undefined in every run: nothing to compare
             d, lo, hi = welch_interval(a, b)
             verdicts.append(
                 MetricVerdict(m, a["mean"], b["mean"], _r(d), (_r(lo), _r(hi)), tolerances[m])

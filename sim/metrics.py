@@ -60,13 +60,22 @@ def _percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, float]:
-    """The DESIGN 4 metrics of one replication, plus per-driver failure counts."""
+NOT_RECOVERED = "not recovered by the end of the run"
+"""Why ``time_to_recover_s`` is undefined (null) in a run: a guest that was not lost was
+still unmanageable when the run ended, so no recovery time exists."""
+
+
+def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, float | None]:
+    """The DESIGN 4 metrics of one replication, plus per-driver failure counts.
+
+    ``time_to_recover_s`` is None (undefined, :data:`NOT_RECOVERED`) when a guest that was
+    not lost is still unmanageable at the end of the window."""
     running = set(running_at_fault)
     lost = {g for g, (t, _) in c.lost.items() if g in running and t >= w.fault_at}
     unmanageable = set()
     seconds = 0.0
     recovered_at = w.fault_end
+    recovered = True
     for guest, intervals in c.unmanageable.items():
         for t0, t1 in intervals:
             assert t0 is not None and t1 is not None
@@ -76,24 +85,25 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
                 unmanageable.add(guest)
             if t1 > w.fault_end and guest not in c.lost:
                 recovered_at = max(recovered_at, t1)
+                recovered &= t1 < w.end
     calls = [r for r in c.calls if w.start <= r.t_start <= w.end and r.client != "probe"]
     failed = [r for r in calls if not r.ok]
     api = [r for r in calls if r.client != INTERNAL]  # what clients saw
     latencies = [r.t_end - r.t_start for r in api if r.ok]
     api_failed = [r for r in api if not r.ok]
-    m: dict[str, float] = {
+    m: dict[str, float | None] = {
         "vms_running": float(len(running)),
         "vms_lost": float(len(lost)),
         "vms_unmanageable": float(len(unmanageable - lost)),
         "blast_radius": len(lost | unmanageable) / len(running) if running else 0.0,
         "unmanageable_vm_seconds": seconds,
         "failed_operations": float(sum(r.operation in MANAGEMENT_OPS for r in failed)),
-        "time_to_recover_s": recovered_at - w.fault_end,
+        "time_to_recover_s": recovered_at - w.fault_end if recovered else None,
         "api_p50_ms": 1000.0 * _percentile(latencies, 0.5),
         "api_p99_ms": 1000.0 * _percentile(latencies, 0.99),
         "api_errors": float(len(api_failed)),
     }
     for r in api_failed:
         key = f"api_errors.{r.driver or 'connect'}"
-        m[key] = m.get(key, 0.0) + 1.0
+        m[key] = (m.get(key) or 0.0) + 1.0
     return m

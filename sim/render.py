@@ -119,8 +119,11 @@ SUMMARY_METRICS = HEADLINE
 
 
 def _fmt(m: dict[str, Any]) -> str:
+    """``mean [lo, hi]``; ``n/a`` when undefined in every run, ``*`` when in some."""
+    if m["mean"] is None:
+        return "n/a"
     lo, hi = m["ci95"]
-    return f"{m['mean']:.3g} [{lo:.3g}, {hi:.3g}]"
+    return f"{m['mean']:.3g} [{lo:.3g}, {hi:.3g}]" + ("*" if "undefined" in m else "")
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

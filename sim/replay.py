@@ -10,6 +10,7 @@ from typing import Any
 
 from sim.errors import ResultsError
 from sim.model import ExperimentModel, load_experiment
+from sim.runlog import Warn, read_runs
 from sim.runner import Task, run_one, sha256, write_atomic
 
 
@@ -61,20 +62,20 @@ def replay(
     replication: int,
     scenario: str | None = None,
     topology: str | None = None,
+    warn: Warn | None = None,
 ) -> Iterator[Replayed]:
     """Re-run replication ``replication`` of every (scenario, topology) selected, writing
-    ``traces/<scenario>.<topology>.r<K>.jsonl`` and comparing metrics with ``runs.jsonl``."""
+    ``traces/<scenario>.<topology>.r<K>.jsonl`` and comparing metrics with ``runs.jsonl``
+    (a broken line of it is skipped, with a warning through ``warn``)."""
     manifest = load_manifest(folder)
     model = experiment_of(manifest)
     seed, reps = int(manifest["seed"]), int(manifest["replications"])
     if not 0 <= replication < reps:
         raise ResultsError(f"replication must be in 0..{reps - 1}, got {replication}")
-    recorded = {}
-    runs = folder / "runs.jsonl"
-    if runs.is_file():
-        for line in runs.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            recorded[(rec["scenario"], rec["topology"], rec["replication"])] = rec
+    recorded = {
+        (r["scenario"], r["topology"], r["replication"]): r
+        for r in read_runs(folder / "runs.jsonl", warn)
+    }
     scenarios = [s.name for s in model.scenarios if scenario in (None, s.name)]
     topologies = [s.name for s in model.systems if topology in (None, s.name)]
     if not scenarios or not topologies:

@@ -8,28 +8,31 @@ which runs finish.  An interrupted run resumes from ``runs.jsonl``.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sim import __version__
 from sim.engine.simulation import Simulation
-from sim.errors import ResultsError
-from sim.metrics import Window, compute
+from sim.metrics import NOT_RECOVERED, Window, compute
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
+from sim.resultsdir import finish, prepare
+from sim.runlog import Warn, read_runs, record_line
 from sim.schema.experiment import METRICS
 from sim.stats import paired, summarize
+from sim.workers import imap_unordered
 
 Key = tuple[str, str, int]
 
@@ -70,15 +73,34 @@ def run_one(
     collector = sim.run(exp.duration_s, snapshot_at=window.fault_at, snapshots=exp.snapshots_s)
     metrics = compute(collector, sim.running_at_snapshot, window)
     metrics.update(sim.boot_metrics())
-    record = {
+    values, undefined = defined(metrics)
+    record: dict[str, Any] = {
         "scenario": task.scenario,
         "topology": task.topology,
         "replication": task.replication,
         "seed": seed,
-        "metrics": {k: round(v, 6) + 0.0 for k, v in sorted(metrics.items())},
+        "metrics": values,
         "lost": {g: reason for g, (_, reason) in sorted(collector.lost.items())},
     }
+    if undefined:
+        record["undefined"] = undefined
     return record, sim
+
+
+def defined(
+    metrics: Mapping[str, float | None],
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Metrics rounded for output, and why each undefined one (None) is undefined: strict
+    JSON has no NaN or infinity, so such a value is null with its reason."""
+    values: dict[str, float | None] = {}
+    undefined: dict[str, str] = {}
+    for k, v in sorted(metrics.items()):
+        if v is None:
+            undefined[k] = NOT_RECOVERED if k == "time_to_recover_s" else "undefined"
+        elif not math.isfinite(v):
+            undefined[k] = f"not a finite number ({v}): an input is infinite or out of range"
+        values[k] = None if k in undefined else round(v, 6) + 0.0  # type: ignore[arg-type]
+    return values, undefined
 
 
 # ---------------------------------------------------------------------------- workers
@@ -95,19 +117,29 @@ def _work(task: Task, seed: int) -> dict[str, Any]:
     return record
 
 
-def tasks_of(model: ExperimentModel, replications: int) -> list[Task]:
-    return [
-        Task(sc.name, system.name, r)
-        for sc in model.scenarios
-        for system in model.systems
-        for r in range(replications)
-    ]
+def tasks_of(model: ExperimentModel, replications: int) -> Iterator[Task]:
+    """Every task, lazily, in the canonical order (scenario, topology, replication)."""
+    for sc in model.scenarios:
+        for system in model.systems:
+            for r in range(replications):
+                yield Task(sc.name, system.name, r)
+
+
+def count_tasks(model: ExperimentModel, replications: int) -> int:
+    return len(model.scenarios) * len(model.systems) * replications
+
+
+def order_key(model: ExperimentModel) -> Callable[[dict[str, Any]], tuple[int, int, int]]:
+    """Sort key of a run record in the order of :func:`tasks_of`."""
+    sc = {s.name: i for i, s in enumerate(model.scenarios)}
+    topo = {s.name: i for i, s in enumerate(model.systems)}
+    return lambda r: (sc[r["scenario"]], topo[r["topology"]], r["replication"])
 
 
 def execute(
     path: str | Path,
     model: ExperimentModel,
-    tasks: list[Task],
+    tasks: Iterable[Task],
     seed: int,
     jobs: int,
     topologies: Mapping[str, str | Path] | None = None,
@@ -115,28 +147,28 @@ def execute(
     """Yield one record per task as it finishes (in-process when ``jobs`` is 1).
 
     ``topologies`` are the substitutions already applied to ``model``
-    (:func:`sim.model.substitute_topologies`); worker processes apply them again.
+    (:func:`sim.model.substitute_topologies`); worker processes apply them again.  Tasks
+    are taken from ``tasks`` as workers free up (:func:`sim.workers.imap_unordered`).
     """
     if jobs <= 1:
         for task in tasks:
             yield run_one(model, task, seed)[0]
         return
-    with cf.ProcessPoolExecutor(
-        max_workers=jobs,
-        initializer=_init_worker,
-        initargs=(str(path), {k: str(v) for k, v in (topologies or {}).items()}),
-    ) as pool:
-        futures = [pool.submit(_work, task, seed) for task in tasks]
-        try:
-            for fut in cf.as_completed(futures):
-                yield fut.result()
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    subst = {k: str(v) for k, v in (topologies or {}).items()}
+    work = functools.partial(_work, seed=seed)
+    yield from imap_unordered(work, tasks, jobs, _init_worker, (str(path), subst))
 
 
 # ---------------------------------------------------------------------------- summary
+def _value(rec: dict[str, Any], metric: str) -> float | None:
+    """A run's value of ``metric``: None when undefined, 0 when the run has no such metric
+    (a per-driver counter that never counted)."""
+    if metric in rec.get("undefined", {}):
+        return None
+    value: float | None = rec["metrics"].get(metric, 0.0)
+    return value
+
+
 def summarize_runs(
     model: ExperimentModel, records: list[dict[str, Any]], seed: int, replications: int
 ) -> dict[str, Any]:
@@ -145,16 +177,20 @@ def summarize_runs(
     ordered = [m for m in METRICS if m in names] + [m for m in names if m not in METRICS]
     rows, comparisons = [], []
     topologies = [s.name for s in model.systems]
+    why: dict[str, str] = {}
     for sc in model.scenarios:
-        series: dict[str, dict[str, list[float]]] = {}
+        series: dict[str, dict[str, list[float | None]]] = {}
         for topo in topologies:
             recs = [by_key[(sc.name, topo, r)] for r in range(replications)]
-            series[topo] = {m: [rec["metrics"].get(m, 0.0) for rec in recs] for m in ordered}
+            series[topo] = {m: [_value(rec, m) for rec in recs] for m in ordered}
+            why |= {m: w for rec in recs for m, w in rec.get("undefined", {}).items()}
             rows.append(
                 {
                     "scenario": sc.name,
                     "topology": topo,
-                    "metrics": {m: summarize(series[topo][m]) for m in ordered},
+                    "metrics": {
+                        m: summarize(series[topo][m], why.get(m, "undefined")) for m in ordered
+                    },
                 }
             )
         for i, a in enumerate(topologies):
@@ -162,7 +198,7 @@ def summarize_runs(
                 for m in ordered:
                     comparisons.append(
                         {"scenario": sc.name, "metric": m, "a": a, "b": b}
-                        | paired(series[a][m], series[b][m])
+                        | paired(series[a][m], series[b][m], why.get(m, "undefined"))
                     )
     return {
         "experiment": model.doc.name,
@@ -183,20 +219,23 @@ def hypotheses(model: ExperimentModel, summary: dict[str, Any]) -> list[dict[str
                 row["scenario"],
             ):
                 continue
-            mean = row["metrics"].get(h.metric, {"mean": 0.0})["mean"]
-            held = (h.max is None or mean <= h.max) and (h.min is None or mean >= h.min)
-            out.append(
-                {
-                    "hypothesis": h.name,
-                    "scenario": row["scenario"],
-                    "topology": row["topology"],
-                    "metric": h.metric,
-                    "mean": mean,
-                    "min": h.min,
-                    "max": h.max,
-                    "held": held,
-                }
-            )
+            stat = row["metrics"].get(h.metric, {"mean": 0.0})
+            mean = stat["mean"]
+            held = mean is not None and "undefined" not in stat
+            held = held and (h.max is None or mean <= h.max) and (h.min is None or mean >= h.min)
+            result = {
+                "hypothesis": h.name,
+                "scenario": row["scenario"],
+                "topology": row["topology"],
+                "metric": h.metric,
+                "mean": mean,
+                "min": h.min,
+                "max": h.max,
+                "held": held,
+            }
+            if "undefined" in stat:  # cannot be shown to hold
+                result["undefined"] = stat["undefined"]
+            out.append(result)
     return out
 
 
@@ -211,7 +250,8 @@ def to_csv(summary: dict[str, Any]) -> str:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    """Strict JSON text (a NaN or infinity is an error, never written)."""
+    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -277,16 +317,39 @@ def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) ->
     }
 
 
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut by an interruption: that run is re-done
-    return records
+def _kept(
+    model: ExperimentModel, records: list[dict[str, Any]], seed: int, reps: int, warn: Warn
+) -> dict[Key, dict[str, Any]]:
+    """The recorded runs that are tasks of this run (others dropped with a warning)."""
+    scenarios = {s.name for s in model.scenarios}
+    topologies = {s.name for s in model.systems}
+    done: dict[Key, dict[str, Any]] = {}
+    for rec in records:
+        key = (rec["scenario"], rec["topology"], rec["replication"])
+        if (
+            key[0] in scenarios
+            and key[1] in topologies
+            and 0 <= key[2] < reps
+            and rec["seed"] == seed
+        ):
+            done[key] = rec
+        else:
+            warn(
+                f"runs.jsonl: {key[0]} / {key[1]} / r{key[2]} is not a run of this command: dropped"
+            )
+    return done
+
+
+def _write_runs(path: Path, records: Iterable[dict[str, Any]], key: Any) -> None:
+    write_atomic(path, "".join(record_line(r) for r in sorted(records, key=key)))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: what was kept, and where."""
+
+    def __init__(self, folder: Path, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total} runs kept in {folder}")
+        self.folder, self.done, self.total = folder, done, total
 
 
 @dataclass
@@ -305,44 +368,46 @@ def run_experiment(
     jobs: int = 1,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    warn: Warn | None = None,
 ) -> Outcome:
+    """Run ``path`` into a results folder (:mod:`sim.resultsdir` says which folders may be
+    written); resume an interrupted run of the same inputs.
+
+    ``runs.jsonl`` ends in the canonical task order and ``summary.json`` is written last, so
+    a run killed at any moment and run again gives the same bytes as one never interrupted.
+    """
+    say = warn or (lambda _: None)
     model = load_experiment(path)
     reps = replications if replications is not None else model.doc.replications
     seed = seed if seed is not None else model.doc.seed
-    folder = out or Path("results") / model.doc.name / run_id(model, seed, reps)
-    summary_path, runs_path = folder / "summary.json", folder / "runs.jsonl"
-    if summary_path.exists() and not force:
-        raise ResultsError(f"{folder} already holds a finished run; use --force to overwrite")
-    if force and folder.exists():
-        for name in ("summary.json", "summary.csv", "runs.jsonl", "manifest.json"):
-            (folder / name).unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    done = {(r["scenario"], r["topology"], r["replication"]): r for r in read_runs(runs_path)}
-    done = {k: v for k, v in done.items() if v.get("seed") == seed}
-    todo = [t for t in tasks_of(model, reps) if t.key not in done]
-    total = len(done) + len(todo)
     meta = manifest(model, seed, reps, jobs)
-    write_atomic(folder / "manifest.json", dumps(meta))
-    with runs_path.open("w", encoding="utf-8") as fh:
-        for rec in sorted(
-            done.values(), key=lambda r: (r["scenario"], r["topology"], r["replication"])
-        ):
-            fh.write(json.dumps(rec, sort_keys=True) + "\n")
-        fh.flush()
-        records = list(done.values())
-        if progress:
-            progress(len(records), total)
-        for rec in execute(path, model, todo, seed, jobs):
-            fh.write(json.dumps(rec, sort_keys=True) + "\n")
-            fh.flush()
-            records.append(rec)
+    ws = prepare(out or Path("results") / model.doc.name / run_id(model, seed, reps), force, meta)
+    runs_path, key = ws.work / "runs.jsonl", order_key(model)
+    done = _kept(model, read_runs(runs_path, say), seed, reps, say)
+    write_atomic(ws.work / "manifest.json", dumps(meta))
+    _write_runs(runs_path, done.values(), key)
+    todo = (t for t in tasks_of(model, reps) if t.key not in done)
+    total = count_tasks(model, reps)
+    records = list(done.values())
+    try:
+        with runs_path.open("a", encoding="utf-8") as fh:
             if progress:
                 progress(len(records), total)
+            for rec in execute(path, model, todo, seed, jobs):
+                fh.write(record_line(rec))
+                fh.flush()
+                records.append(rec)
+                if progress:
+                    progress(len(records), total)
+    except KeyboardInterrupt:
+        raise Interrupted(ws.work, len(records), total) from None
+    _write_runs(runs_path, records, key)
     summary = summarize_runs(model, records, seed, reps)
     held = hypotheses(model, summary)
     summary["hypotheses"] = held
-    write_atomic(summary_path, dumps(summary))
-    write_atomic(folder / "summary.csv", to_csv(summary))
+    write_atomic(ws.work / "summary.csv", to_csv(summary))
     meta["wall_clock"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_atomic(folder / "manifest.json", dumps(meta))
-    return Outcome(folder, summary, held, len(done))
+    write_atomic(ws.work / "manifest.json", dumps(meta))
+    write_atomic(ws.work / "summary.json", dumps(summary))  # last: marks the run finished
+    finish(ws)
+    return Outcome(ws.target, summary, held, len(done))

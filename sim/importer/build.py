@@ -28,6 +28,7 @@ from sim.importer.directives import (
     time_span,
 )
 from sim.importer.hosts import HostDaemon, socket_service
+from sim.importer.rooted import HostRoot
 from sim.loader import Loaded
 from sim.schema.importmap import ImportMap, ServerMap
 
@@ -46,7 +47,7 @@ class Context:
     """What building needs besides the units: the mapping, its file, and the outputs."""
 
     mapping: Loaded[ImportMap]
-    root: Path
+    root: HostRoot
     conf_dir: Path | None
     unsupported: list[Unsupported] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -302,8 +303,8 @@ def daemon_block(ctx: Context, d: HostDaemon) -> dict[str, Any]:
     conf_note = "no config file mapped"
     if spec.conf is not None:
         path = (ctx.conf_dir / spec.conf) if ctx.conf_dir is not None else None
-        if path is not None and path.is_file():
-            conf, conf_note = load_conf(path), f"config {path}"
+        if path is not None and ctx.root.tree_of(path.parent).local(path, str(path)).is_file():
+            conf, conf_note = load_conf(path, ctx.root), f"config {path}"
         else:
             conf_note = f"no {spec.conf} in the config directory: defaults"
             ctx.missing_conf.append(spec.conf)

@@ -4,7 +4,8 @@
 - ``Environment=`` assignments accumulate (an empty one resets); values are quoted words
   ``VAR=value``;
 - ``EnvironmentFile=`` files are read in order after ``Environment=`` and override it; a
-  leading ``-`` means a missing file is ignored; absolute paths are read under ``root``;
+  leading ``-`` means a missing file is ignored; paths are resolved inside ``root`` and
+  one that leaves it is refused (:mod:`sim.importer.rooted`);
 - in ``ExecStart=``, a word that is exactly ``$VAR`` becomes the variable's value split at
   whitespace (nothing if unset), ``${VAR}`` is replaced inside a word; the prefixes
   ``-@:+!`` are dropped; the last command (after resets) is the one that runs.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from sim.errors import ConfigError
 from sim.importer.directives import Resolved
+from sim.importer.rooted import HostRoot, as_root, read_text
 from sim.importer.units import Assignment
 
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -34,17 +36,16 @@ class Command:
     notes: list[str] = field(default_factory=list)
 
 
-def _env_file(a: Assignment, root: Path) -> tuple[dict[str, str], str | None]:
+def _env_file(a: Assignment, root: HostRoot) -> tuple[dict[str, str], str | None]:
     raw = a.value
     optional = raw.startswith("-")
-    path = Path(raw.lstrip("-"))
-    real = root / path.relative_to("/") if path.is_absolute() else root / path
+    real = root.host_path(raw.lstrip("-"), a.where)
     if not real.is_file():
         if optional:
             return {}, str(real)
         raise ConfigError.single(a.file, f"EnvironmentFile {real} not found", line=a.line)
     env: dict[str, str] = {}
-    text = real.read_text(encoding="utf-8")
+    text = read_text(real, real, "EnvironmentFile", a.where)
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith(("#", ";")):
@@ -60,8 +61,11 @@ def _env_file(a: Assignment, root: Path) -> tuple[dict[str, str], str | None]:
     return env, f"{real} (EnvironmentFile= at {a.where})"
 
 
-def environment(unit: Resolved, root: Path) -> tuple[dict[str, str], list[str], list[str]]:
-    """The service's environment, the places it came from, and notes."""
+def environment(
+    unit: Resolved, root: Path | HostRoot
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """The service's environment, the places it came from, and notes.  ``EnvironmentFile=``
+    paths are read inside ``root`` (:mod:`sim.importer.rooted`)."""
     env: dict[str, str] = {}
     where: list[str] = []
     notes: list[str] = []
@@ -74,7 +78,7 @@ def environment(unit: Resolved, root: Path) -> tuple[dict[str, str], list[str], 
         env[key] = value
         where.append(a.where)
     for _, a in unit.lists.get("EnvironmentFile", []):
-        values, note = _env_file(a, root)
+        values, note = _env_file(a, as_root(root))
         env.update(values)
         if values:
             where.append(note or a.where)
@@ -90,7 +94,7 @@ def _expand(word: str, env: dict[str, str]) -> list[str]:
     return [_BRACED.sub(lambda m: env.get(m.group(1), ""), word)]
 
 
-def command(unit: Resolved, root: Path) -> Command | None:
+def command(unit: Resolved, root: Path | HostRoot) -> Command | None:
     """The expanded ``ExecStart=`` of a service (None when it has none)."""
     lines = unit.lines("ExecStart")
     if not lines:

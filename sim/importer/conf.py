@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import ConfigError
+from sim.importer.rooted import HostRoot, as_root, read_text
 
 Value = int | str | list["Value"]
 
@@ -120,9 +121,8 @@ def parse_conf_text(text: str, file: str) -> dict[str, ConfEntry]:
     return {e.key: e for e in _Parser(text, file).entries()}
 
 
-def load_conf(path: Path) -> dict[str, ConfEntry]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(path, f"cannot read config file: {exc}") from None
-    return parse_conf_text(text, str(path))
+def load_conf(path: Path, root: Path | HostRoot | None = None) -> dict[str, ConfEntry]:
+    """The settings of the config file ``path``, resolved inside ``root`` (or inside its
+    folder when that is not in ``root``)."""
+    real = as_root(root).tree_of(path.parent).local(path, str(path))
+    return parse_conf_text(read_text(real, path, "config file"), str(path))

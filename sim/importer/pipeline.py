@@ -19,6 +19,7 @@ from sim.importer.directives import Unsupported
 from sim.importer.hosts import HostDaemon, drop_conflicts, find_daemons
 from sim.importer.mapping import load_mapping
 from sim.importer.presets import Decision, decide, from_links, load_presets, preset_files
+from sim.importer.rooted import HostRoot
 from sim.importer.units import UnitTree
 
 UNIT_REF_FIELDS = ("requires", "binds_to", "wants", "after", "before", "conflicts", "also")
@@ -26,8 +27,9 @@ UNIT_REF_FIELDS = ("requires", "binds_to", "wants", "after", "before", "conflict
 
 @dataclass(frozen=True)
 class Inputs:
-    """What to import.  ``units`` lowest precedence first; ``root`` is where absolute paths
-    in ``EnvironmentFile=`` are read."""
+    """What to import.  ``units`` lowest precedence first; ``root`` is the host tree: every
+    path read (``--units``, ``--preset``, ``--conf``, ``EnvironmentFile=``, links) is
+    resolved inside it, and one that leaves it is refused (:mod:`sim.importer.rooted`)."""
 
     units: Sequence[Path]
     mapping: Path
@@ -51,12 +53,12 @@ class Imported:
 
 
 def _enablement(
-    tree: UnitTree, daemons: list[HostDaemon], inputs: Inputs
+    tree: UnitTree, daemons: list[HostDaemon], inputs: Inputs, root: HostRoot
 ) -> tuple[dict[str, Decision], list[Path], str]:
     units = {u.unit.name: (u.has_install, u.words("Also")) for d in daemons for u in d.units()}
     if inputs.presets:
-        files = preset_files(inputs.presets)
-        rules = load_presets(files)
+        files = preset_files(inputs.presets, root)
+        rules = load_presets(files, root)
         listed = ", ".join(str(f) for f in files)
         return decide(units, rules), files, f"imported from presets {listed} (first match wins)"
     if tree.wants:
@@ -129,10 +131,11 @@ def import_units(inputs: Inputs) -> Imported:
         fit the host (a socket no server takes, two enabled daemons claiming one driver)
     """
     mapping = load_mapping(inputs.mapping)
-    ctx = Context(mapping, inputs.root, inputs.conf)
-    tree = UnitTree.scan(list(inputs.units))
+    root = HostRoot(inputs.root)
+    ctx = Context(mapping, root, inputs.conf)
+    tree = UnitTree.scan(list(inputs.units), root)
     found = find_daemons(tree, mapping.doc, ctx.notes)
-    decisions, files, preset_source = _enablement(tree, found, inputs)
+    decisions, files, preset_source = _enablement(tree, found, inputs, root)
     listens = {s.unit.name: socket_listens(ctx, s) for d in found for s in d.sockets}
     daemons = drop_conflicts(found, listens, decisions, ctx.notes)
     for spec in mapping.doc.daemons:

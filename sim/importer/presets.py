@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.errors import ConfigError
+from sim.importer.rooted import HostRoot, as_root, read_text
 
 ACTIONS = ("enable", "disable", "ignore")
 
@@ -68,24 +69,32 @@ def parse_preset_text(text: str, file: str) -> list[PresetLine]:
     return out
 
 
-def preset_files(paths: Sequence[Path]) -> list[Path]:
-    """The preset files to read, in the order that decides (directories expanded)."""
-    by_name: dict[str, Path] = {}
+def preset_files(paths: Sequence[Path], root: Path | HostRoot | None = None) -> list[Path]:
+    """The preset files to read, in the order that decides (directories expanded); each
+    must lie inside ``root`` (:mod:`sim.importer.rooted`)."""
+    return [shown for shown, _ in _presets(paths, as_root(root))]
+
+
+def _presets(paths: Sequence[Path], root: HostRoot) -> list[tuple[Path, Path]]:
+    """(as named, resolved inside its tree) of each preset file, in deciding order."""
+    by_name: dict[str, tuple[Path, Path]] = {}
     for p in paths:
-        if p.is_dir():
-            for f in sorted(p.glob("*.preset")):
-                by_name[f.name] = f
-        elif p.is_file():
-            by_name[p.name] = p
+        host = root.tree_of(p if p.is_dir() else p.parent)
+        real = host.local(p, "--preset")
+        if real.is_dir():
+            for f in sorted(real.glob("*.preset")):
+                by_name[f.name] = (p / f.name, host.local(f, str(p / f.name)))
+        elif real.is_file():
+            by_name[p.name] = (p, real)
         else:
             raise ConfigError.single(p, "preset file or directory not found (--preset)")
     return [by_name[name] for name in sorted(by_name)]
 
 
-def load_presets(paths: Sequence[Path]) -> list[PresetLine]:
+def load_presets(paths: Sequence[Path], root: Path | HostRoot | None = None) -> list[PresetLine]:
     rules: list[PresetLine] = []
-    for f in preset_files(paths):
-        rules += parse_preset_text(f.read_text(encoding="utf-8"), str(f))
+    for shown, real in _presets(paths, as_root(root)):
+        rules += parse_preset_text(read_text(real, shown, "preset file"), str(shown))
     return rules
 
 

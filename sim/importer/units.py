@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.errors import ConfigError
+from sim.importer.rooted import HostRoot, as_root, read_text
 
 UNIT_SUFFIXES = (".service", ".socket", ".target")
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -129,13 +130,6 @@ def parse_unit_text(text: str, file: str) -> list[Assignment]:
     return out
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(path, f"cannot read unit file: {exc}") from None
-
-
 def _is_masked(path: Path) -> bool:
     return path.is_symlink() and os.readlink(path) == "/dev/null"
 
@@ -145,30 +139,42 @@ class UnitTree:
     """The units found in a list of directories, lowest precedence first."""
 
     dirs: list[Path]
+    root: HostRoot = field(default_factory=lambda: as_root(None))
     files: dict[str, Path] = field(default_factory=dict)
     dropins: dict[str, dict[str, Path]] = field(default_factory=dict)
     wants: dict[str, set[str]] = field(default_factory=dict)
+    real: dict[Path, Path] = field(default_factory=dict)
+    """Each unit file and drop-in (as named) -> where it leads inside its tree."""
 
     @classmethod
-    def scan(cls, dirs: list[Path]) -> UnitTree:
-        tree = cls(list(dirs))
+    def scan(cls, dirs: list[Path], root: Path | HostRoot | None = None) -> UnitTree:
+        """The units of ``dirs``; every directory, link and file is resolved inside ``root``
+        (:mod:`sim.importer.rooted`), and one that leaves it is refused."""
+        tree = cls(list(dirs), as_root(root))
         for d in dirs:
-            if not d.is_dir():
+            host = tree.root.tree_of(d)
+            real = host.local(d, "--units")
+            if not real.is_dir():
                 raise ConfigError.single(d, "not a directory (--units)")
-            for entry in sorted(d.iterdir()):
-                tree._add(entry)
+            for entry in sorted(real.iterdir()):
+                tree._add(host, d / entry.name, entry)
         return tree
 
-    def _add(self, entry: Path) -> None:
+    def _add(self, host: HostRoot, shown: Path, entry: Path) -> None:
+        """``entry`` of a unit directory, named ``shown`` in messages and provenance."""
         name = entry.name
-        if name.endswith(UNIT_SUFFIXES) and (entry.is_file() or _is_masked(entry)):
-            self.files[name] = entry
-        elif name.endswith(".d") and name[:-2].endswith(UNIT_SUFFIXES) and entry.is_dir():
+        masked = _is_masked(entry)
+        real = entry if masked else host.local(entry, str(shown))
+        if name.endswith(UNIT_SUFFIXES) and (masked or real.is_file()):
+            self.files[name] = shown
+            self.real[shown] = real
+        elif name.endswith(".d") and name[:-2].endswith(UNIT_SUFFIXES) and real.is_dir():
             confs = self.dropins.setdefault(name[:-2], {})
-            for conf in sorted(entry.glob("*.conf")):
-                confs[conf.name] = conf
-        elif name.endswith((".wants", ".requires")) and entry.is_dir():
-            for link in sorted(entry.iterdir()):
+            for conf in sorted(real.glob("*.conf")):
+                confs[conf.name] = shown / conf.name
+                self.real[shown / conf.name] = host.local(conf, str(shown / conf.name))
+        elif name.endswith((".wants", ".requires")) and real.is_dir():
+            for link in sorted(real.iterdir()):
                 self.wants.setdefault(link.name, set()).add(name.rsplit(".", 1)[0])
 
     def __contains__(self, name: object) -> bool:
@@ -186,5 +192,6 @@ class UnitTree:
             unit.masked = True
             return unit
         for f in unit.files():
-            unit.assignments += parse_unit_text(_read(f), str(f))
+            text = read_text(self.real[f], f, "unit file")
+            unit.assignments += parse_unit_text(text, str(f))
         return unit

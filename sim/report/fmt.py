@@ -14,8 +14,11 @@ from typing import Any
 DIGITS = 3
 
 
-def num(x: float) -> str:
-    """``x`` to :data:`DIGITS` significant digits: ``0.123``, ``83``, ``14400``, ``-0.000096``."""
+def num(x: float | None) -> str:
+    """``x`` to :data:`DIGITS` significant digits: ``0.123``, ``83``, ``14400``, ``-0.000096``;
+    ``n/a`` for an undefined value (null in ``summary.json``)."""
+    if x is None:
+        return "n/a"
     if not math.isfinite(x):
         return str(x)
     r = float(f"{x:.{DIGITS}g}")

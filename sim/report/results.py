@@ -63,11 +63,14 @@ class Results:
         return _unique(m for r in self.summary["rows"] for m in r["metrics"])
 
     def stat(self, scenario: str, topology: str, metric: str) -> Stat | None:
+        """The summary statistic, or None when absent or undefined in every run."""
         found: Stat | None = self._rows.get((scenario, topology), {}).get(metric)
-        return found
+        return None if found is None or found.get("mean") is None else found
 
     def comparison(self, scenario: str, metric: str, a: str, b: str) -> Stat | None:
-        return self._cmp.get((scenario, metric, a, b))
+        """The paired comparison, or None when absent or undefined in every run."""
+        found = self._cmp.get((scenario, metric, a, b))
+        return None if found is None or found.get("diff_mean") is None else found
 
     def has_metric(self, metric: str) -> bool:
         return metric in self.metrics
@@ -149,4 +152,21 @@ def load_results(folder: Path) -> Results:
         experiment = model.doc if model else None
     elif model is not None:
         model = as_run(model, experiment, notes)
+    notes += undefined_notes(summary)
     return Results(folder, manifest, summary, experiment, model, notes)
+
+
+def undefined_notes(summary: dict[str, Any]) -> list[str]:
+    """One note per metric that is undefined (null) in some runs, with why."""
+    cells: dict[str, list[str]] = {}
+    for row in summary["rows"]:
+        for metric, stat in row["metrics"].items():
+            if isinstance(stat, dict) and "undefined" in stat:
+                cells.setdefault(metric, []).append(
+                    f"{row['scenario']} / {row['topology']} ({stat['undefined']})"
+                )
+    return [
+        f"{m} is undefined in some runs, left out of its statistics: {'; '.join(c[:3])}"
+        + (f" and {len(c) - 3} more" if len(c) > 3 else "")
+        for m, c in cells.items()
+    ]

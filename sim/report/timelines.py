@@ -8,7 +8,6 @@ are unmanageable or lost.  The warm-up and the fault window are shaded.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from sim.report.fmt import num
 from sim.report.plotting import PALETTE, new_figure
 from sim.report.results import Results
 from sim.report.structure import matrix_layout
+from sim.runlog import read_runs
 from sim.runner import Task, run_one
 from sim.schema.experiment import Action, Fault
 
@@ -95,17 +95,8 @@ def _gap(res: Results, scenario: str) -> float:
 # ------------------------------------------------------------------------------ data
 def recorded(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Replication 0's metrics per (scenario, topology) from ``runs.jsonl``."""
-    out = {}
-    path = folder / "runs.jsonl"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("replication") == 0:
-                out[(rec["scenario"], rec["topology"])] = rec["metrics"]
-    return out
+    runs = read_runs(folder / "runs.jsonl")
+    return {(r["scenario"], r["topology"]): r["metrics"] for r in runs if r["replication"] == 0}
 
 
 Event = tuple[float, str, str, dict[str, Any]]

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sim.schema.common import Name, Sourced, Strict
-
-PosFloat = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
-PosInt = Annotated[int, Field(ge=1)]
+from sim.schema.common import (
+    Count0,
+    Name,
+    Population,
+    PosMillis,
+    PosSeconds,
+    Rate,
+    Seconds,
+    Sourced,
+    Strict,
+)
 
 Refs = dict[Name, list[Name]]
 """Object references by kind: ``{network: [default], pool: [images]}``."""
@@ -21,7 +27,7 @@ class ObjectDecl(Strict):
 
     name: Name
     kind: Name
-    count: PosInt = 1
+    count: Population = 1
     refs: Refs = Field(default_factory=dict)
 
 
@@ -33,7 +39,7 @@ class GuestGroup(Sourced):
     """
 
     name: Name
-    count: PosInt = 1
+    count: Population = 1
     driver: Name
     running: bool = True
     autostart: bool = False
@@ -58,8 +64,8 @@ class CallSpec(Strict):
     object: Name | None = None
     object_kind: Name | None = None
     group: Name | None = None
-    every_s: PosFloat | None = None
-    rate_per_s: PosFloat | None = None
+    every_s: PosSeconds | None = None
+    rate_per_s: Rate | None = None
     jitter: bool = True
 
     @model_validator(mode="after")
@@ -72,13 +78,13 @@ class CallSpec(Strict):
 
 
 class Keepalive(Strict):
-    interval_s: PosFloat
-    count: Annotated[int, Field(ge=0)]
+    interval_s: PosSeconds
+    count: Count0
 
 
 class Reconnect(Strict):
-    delay_s: NonNeg = 5.0
-    max_attempts: Annotated[int, Field(ge=0)] | None = None
+    delay_s: Seconds = 5.0
+    max_attempts: Count0 | None = None
 
 
 class ClientProfile(Sourced):
@@ -91,7 +97,7 @@ class ClientProfile(Sourced):
     name: Name
     description: str = ""
     calls: list[CallSpec]
-    timeout_s: PosFloat | None = None
+    timeout_s: PosSeconds | None = None
     keepalive: Keepalive | None = None
     reconnect: Reconnect = Field(default_factory=Reconnect)
     connection: Literal["persistent", "per-call"] = "persistent"
@@ -108,9 +114,9 @@ class ClientDecl(Strict):
 
     name: Name
     profile: Name
-    count: PosInt = 1
-    start_s: NonNeg = 0.0
-    timeout_s: PosFloat | Literal["none"] | None = None
+    count: Population = 1
+    start_s: Seconds = 0.0
+    timeout_s: PosSeconds | Literal["none"] | None = None
 
 
 class Probe(Sourced):
@@ -123,9 +129,9 @@ class Probe(Sourced):
 
     procedure: Name
     uri: str
-    every_s: PosFloat
-    slo_ms: PosFloat
-    timeout_s: PosFloat
+    every_s: PosSeconds
+    slo_ms: PosMillis
+    timeout_s: PosSeconds
     reconnect: Reconnect = Field(default_factory=Reconnect)
 
 

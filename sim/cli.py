@@ -196,6 +196,10 @@ def run(
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     force: Annotated[bool, typer.Option(help="Overwrite a finished results folder.")] = False,
+    size_check: Annotated[
+        bool,
+        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+    ] = True,
 ) -> None:
     """Run every scenario in every topology; write the results folder; print a summary.
 
@@ -216,7 +220,14 @@ def run(
 
             try:
                 outcome = run_experiment(
-                    experiment, out, replications, seed, jobs, force, progress=progress
+                    experiment,
+                    out,
+                    replications,
+                    seed,
+                    jobs,
+                    force,
+                    progress=progress,
+                    size_check=size_check,
                 )
             except KeyboardInterrupt:
                 _err("interrupted: finished runs are kept; run the same command to resume")
@@ -435,6 +446,10 @@ def gate(
             "the experiment's own model."
         ),
     ] = True,
+    size_check: Annotated[
+        bool,
+        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+    ] = True,
 ) -> None:
     """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
 
@@ -460,6 +475,7 @@ def gate(
             need_baseline=not update_baseline,
             only_topologies=only_topology or (),
             static=static,
+            size_check=size_check,
         )
         typer.echo(
             f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "

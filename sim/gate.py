@@ -28,6 +28,7 @@ from typing import Any
 
 from scipy import stats as _st
 
+from sim.budget import check_size
 from sim.errors import ConfigError
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
 from sim.modeldiff import diff_models
@@ -226,6 +227,7 @@ def run_gate(
     need_baseline: bool = True,
     only_topologies: Sequence[str] = (),
     static: bool = True,
+    size_check: bool = True,
 ) -> GateResult:
     """Re-run ``experiment`` (seed and replications from the baseline) and compare.
 
@@ -238,9 +240,10 @@ def run_gate(
     Raises
     ------
     ConfigError
-        the baseline is missing or unreadable, belongs to another experiment, or a
+        the baseline is missing or unreadable, belongs to another experiment, a
         ``--topology``/``--scenario``/``--only-topology`` names something the experiment
-        does not have
+        does not have, or (with ``size_check``) the runs are estimated too large
+        (:func:`sim.budget.check_size`)
     """
     model = substitute_topologies(load_experiment(experiment), topologies or {})
     risks = _static_risks(experiment, model, topologies or {}) if static else {}
@@ -260,6 +263,8 @@ def run_gate(
         if unknown:
             raise ConfigError.single(experiment, f"--only-topology: no topology {unknown}")
         model.systems = [s for s in model.systems if s.name in only_topologies]
+    if size_check:
+        check_size(model, reps)
     records = list(execute(experiment, model, tasks_of(model, reps), seed, jobs, topologies))
     summary = summarize_runs(model, records, seed, reps)
     held = hypotheses(model, summary)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import __version__
+from sim.budget import check_size
 from sim.engine.simulation import Simulation
 from sim.errors import ResultsError
 from sim.metrics import Window, compute
@@ -305,9 +306,12 @@ def run_experiment(
     jobs: int = 1,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    size_check: bool = True,
 ) -> Outcome:
     model = load_experiment(path)
     reps = replications if replications is not None else model.doc.replications
+    if size_check:
+        check_size(model, reps)
     seed = seed if seed is not None else model.doc.seed
     folder = out or Path("results") / model.doc.name / run_id(model, seed, reps)
     summary_path, runs_path = folder / "summary.json", folder / "runs.jsonl"

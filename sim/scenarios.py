@@ -77,7 +77,8 @@ def _step(node: Any, part: str) -> tuple[Any, Any]:
         if not part.isdigit():
             raise PathError(f"{part!r} is not an index of a list")
         if int(part) >= len(node):
-            raise PathError(f"index {part} is out of range (the list has {len(node)} items)")
+            items = f"{len(node)} item" + ("" if len(node) == 1 else "s")
+            raise PathError(f"index {part} is out of range (the list has {items})")
         return node, int(part)
     if isinstance(node, dict):
         return node, part

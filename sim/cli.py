@@ -21,6 +21,7 @@ from sim.documents import json_schemas, validate_document, write_json_schemas
 from sim.dot import Highlight, collapse_guests, to_dot, write_graph
 from sim.errors import ConfigError, SimError, SimulationError
 from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.schema.common import MAX_REPLICATIONS, MAX_SEED
 
 DEFAULT_WORKLOAD = Path("..") / "workloads" / "virt-host.yaml"
 """Where ``analyze`` and ``graph`` look for a workload, relative to the model's folder."""
@@ -189,10 +190,11 @@ def run(
         typer.Option(help="Results folder [default: results/<experiment>/<run-id>]."),
     ] = None,
     replications: Annotated[
-        int | None, typer.Option(min=1, help="Replications [default: the experiment's].")
+        int | None,
+        typer.Option(min=1, max=MAX_REPLICATIONS, help="Replications [default: the experiment's]."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(min=0, help="Seed [default: the experiment's].")
+        int | None, typer.Option(min=0, max=MAX_SEED, help="Seed [default: the experiment's].")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     force: Annotated[bool, typer.Option(help="Overwrite a finished results folder.")] = False,

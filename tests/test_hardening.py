@@ -263,3 +263,12 @@ def test_gate_checks_the_size_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2
     assert "estimated above the limit" in result.output
     assert runner.invoke(app, [*args, "--no-size-check"]).exit_code == 0
+
+
+def test_gate_refuses_a_named_pipe_as_baseline(tmp_path: Path) -> None:
+    fifo = tmp_path / "baseline.json"
+    os.mkfifo(fifo)
+    exp = ROOT / "experiments" / "how-to-test.yaml"
+    result = runner.invoke(app, ["gate", str(exp), "--baseline", str(fifo)])
+    assert result.exit_code == 2
+    assert f"{fifo}: not a regular file (a named pipe)" in result.output

@@ -48,7 +48,7 @@ def test_a_named_pipe_is_refused_without_opening_it(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     start = time.monotonic()
     assert issues_of(fifo) == [f"{fifo}: not a regular file (a named pipe)"]
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:

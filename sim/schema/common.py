@@ -81,7 +81,7 @@ Population0 = Annotated[int, Field(strict=True, ge=0, le=MAX_POPULATION)]
 Replications = Annotated[int, Field(strict=True, ge=1, le=MAX_REPLICATIONS)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
 KeepaliveInterval = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1, le=MAX_SECONDS)]
-"""A server's keepalive interval (s); -1 disables keepalive, as in libvirtd.conf."""
+"""A server's keepalive interval (s); -1 disables keepalive, as in the daemon's config."""
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$"
 Name = Annotated[str, Field(pattern=NAME_RE, max_length=128)]

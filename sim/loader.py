@@ -104,15 +104,16 @@ class Limits:
 
     Attributes
     ----------
-    max_bytes : largest file size read (bytes)
+    max_bytes : largest file size read (bytes): ten times the largest shipped model, and
+        what the pure-Python parser reads in a few seconds (about 60 k values a second)
     max_depth : deepest nesting of mappings and sequences
     max_nodes : most values after expanding YAML aliases (an alias counts its whole subtree)
     max_digits : longest integer literal (the largest seed has 19 digits)
     """
 
-    max_bytes: int = 4 * 1024 * 1024
+    max_bytes: int = 512 * 1024
     max_depth: int = 64
-    max_nodes: int = 1_000_000
+    max_nodes: int = 200_000
     max_digits: int = 40
 
 

@@ -15,6 +15,7 @@ import networkx as nx
 from sim.errors import ConfigIssue
 from sim.loader import Loaded
 from sim.schema.catalog import Catalog
+from sim.schema.common import MAX_POPULATION
 from sim.schema.topology import ServiceUnit, SocketUnit
 
 if TYPE_CHECKING:
@@ -253,8 +254,22 @@ def _check_refs(
     return out
 
 
+def _check_population(wl: Loaded[Any]) -> list[ConfigIssue]:
+    """At most MAX_POPULATION guests and objects in all (checked before expanding them)."""
+    out = []
+    for what in ("guests", "objects"):
+        total = sum(decl.count for decl in getattr(wl.doc, what))
+        if total > MAX_POPULATION:
+            msg = f"the workload declares {total} {what}, more than {MAX_POPULATION}"
+            out.append(wl.issue((what,), msg))
+    return out
+
+
 def check_workload(model: WorkloadModel) -> list[ConfigIssue]:
     wl, cat = model.workload, model.catalog.doc
+    too_many = _check_population(wl)
+    if too_many:
+        return too_many
     drivers = {d.name: d for d in cat.drivers}
     procs = {p.name: p for p in cat.procedures}
     kinds = {k.name for k in cat.object_kinds}

@@ -21,6 +21,7 @@ from sim.documents import json_schemas, validate_document, write_json_schemas
 from sim.dot import Highlight, collapse_guests, to_dot, write_graph
 from sim.errors import ConfigError, SimError, SimulationError
 from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.schema.common import MAX_REPLICATIONS, MAX_SEED
 
 DEFAULT_WORKLOAD = Path("..") / "workloads" / "virt-host.yaml"
 """Where ``analyze`` and ``graph`` look for a workload, relative to the model's folder."""
@@ -214,16 +215,21 @@ def run(
         typer.Option(help="Results folder [default: results/<experiment>/<run-id>]."),
     ] = None,
     replications: Annotated[
-        int | None, typer.Option(min=1, help="Replications [default: the experiment's].")
+        int | None,
+        typer.Option(min=1, max=MAX_REPLICATIONS, help="Replications [default: the experiment's]."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(min=0, help="Seed [default: the experiment's].")
+        int | None, typer.Option(min=0, max=MAX_SEED, help="Seed [default: the experiment's].")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help=JOBS_HELP)] = 1,
     force: Annotated[
         bool, typer.Option(help="Replace a results folder of ours (finished or not), whole.")
     ] = False,
     force_jobs: ForceJobsOpt = False,
+    size_check: Annotated[
+        bool,
+        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+    ] = True,
 ) -> None:
     """Run every scenario in every topology; write the results folder; print a summary.
 
@@ -252,7 +258,15 @@ def run(
                     bar.console.print(f"warning: {message}", markup=False, soft_wrap=True)
 
                 outcome = run_experiment(
-                    experiment, out, replications, seed, jobs, force, progress, warn
+                    experiment,
+                    out,
+                    replications,
+                    seed,
+                    jobs,
+                    force,
+                    progress,
+                    warn,
+                    size_check=size_check,
                 )
         except KeyboardInterrupt as exc:
             kept = (
@@ -478,6 +492,10 @@ def gate(
             "the experiment's own model."
         ),
     ] = True,
+    size_check: Annotated[
+        bool,
+        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+    ] = True,
 ) -> None:
     """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
 
@@ -503,6 +521,7 @@ def gate(
             need_baseline=not update_baseline,
             only_topologies=only_topology or (),
             static=static,
+            size_check=size_check,
         )
         typer.echo(
             f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "

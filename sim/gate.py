@@ -28,7 +28,9 @@ from typing import Any
 
 from scipy import stats as _st
 
+from sim.budget import check_size
 from sim.errors import ConfigError
+from sim.loader import Limits, read_text
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
 from sim.modeldiff import diff_models
 from sim.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
@@ -43,6 +45,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 """Absolute tolerance per gated metric: fraction of guests, guests, guest-seconds, operations."""
 
 GATE_METRICS = tuple(DEFAULT_TOLERANCES)
+BASELINE_MAX_BYTES = 64 * 1024 * 1024
+"""The largest baseline summary read (the fault matrix's is about 2 MB)."""
 
 
 @dataclass(frozen=True)
@@ -203,16 +207,18 @@ def parse_topologies(specs: Iterable[str]) -> dict[str, Path]:
 def read_baseline(path: Path) -> dict[str, Any]:
     import json
 
+    if not path.exists():
+        raise ConfigError.single(path, "baseline summary not found")
+    text = read_text(path, Limits(max_bytes=BASELINE_MAX_BYTES))  # a regular file, bounded
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError.single(path, "baseline summary not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ConfigError.single(path, f"baseline is not a readable summary.json: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError.single(path, "baseline must be a JSON object (a summary.json)")
     for key, kind in (("experiment", str), ("seed", int), ("replications", int), ("rows", list)):
-        if not isinstance(data.get(key), kind):
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError.single(path, f"baseline field {key!r} missing or not {kind.__name__}")
     return data
 
@@ -228,6 +234,7 @@ def run_gate(
     need_baseline: bool = True,
     only_topologies: Sequence[str] = (),
     static: bool = True,
+    size_check: bool = True,
 ) -> GateResult:
     """Re-run ``experiment`` (seed and replications from the baseline) and compare.
 
@@ -240,9 +247,10 @@ def run_gate(
     Raises
     ------
     ConfigError
-        the baseline is missing or unreadable, belongs to another experiment, or a
+        the baseline is missing or unreadable, belongs to another experiment, a
         ``--topology``/``--scenario``/``--only-topology`` names something the experiment
-        does not have
+        does not have, or (with ``size_check``) the runs are estimated too large
+        (:func:`sim.budget.check_size`)
     """
     model = substitute_topologies(load_experiment(experiment), topologies or {})
     risks = _static_risks(experiment, model, topologies or {}) if static else {}
@@ -262,6 +270,8 @@ def run_gate(
         if unknown:
             raise ConfigError.single(experiment, f"--only-topology: no topology {unknown}")
         model.systems = [s for s in model.systems if s.name in only_topologies]
+    if size_check:
+        check_size(model, reps)
     records = list(execute(experiment, model, tasks_of(model, reps), seed, jobs, topologies))
     summary = summarize_runs(model, records, seed, reps)
     held = hypotheses(model, summary)

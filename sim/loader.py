@@ -2,7 +2,9 @@
 
 Every error found in a file is reported at once, each with file, line, field and value.
 ruamel.yaml's round-trip loader builds only plain mappings, sequences and scalars (it never
-constructs arbitrary Python objects), and rejects duplicate keys.
+constructs arbitrary Python objects), and rejects duplicate keys.  Only regular files are
+read, and every file is bounded (:class:`Limits`): its size, nesting depth, the number of
+values after alias expansion (no "billion laughs"), and the length of integer literals.
 
 Overlays: a document with ``extends: FILE`` (a file of the same kind in the same folder, so
 relative paths inside it mean the same thing) is that file with changes.  Every other
@@ -16,6 +18,8 @@ content taken unchanged from the base).
 from __future__ import annotations
 
 import copy
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from sim.errors import ConfigError, ConfigIssue
@@ -93,13 +98,63 @@ class Loaded(Generic[T]):
         return self.src.issue(loc, message)
 
     def resolve(self, ref: str) -> Path:
-        """A path written in this file, relative to this file's folder."""
-        return (self.src.path.parent / ref).resolve()
+        """A path written in this file, relative to this file's folder (absolute when it can
+        be resolved; a symlink loop is left for the reader to report)."""
+        path = self.src.path.parent / ref
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):
+            return path.absolute()
 
 
-class _TagRefused(Exception):
-    def __init__(self, loc: Loc, tag: str) -> None:
-        self.loc, self.tag = loc, tag
+@dataclass(frozen=True)
+class Limits:
+    """What reading one input file may cost; a file beyond a limit is invalid input.
+
+    Attributes
+    ----------
+    max_bytes : largest file size read (bytes): ten times the largest shipped model, and
+        what the pure-Python parser reads in a few seconds (about 60 k values a second)
+    max_depth : deepest nesting of mappings and sequences
+    max_nodes : most values after expanding YAML aliases (an alias counts its whole subtree)
+    max_digits : longest integer literal (the largest seed has 19 digits)
+    """
+
+    max_bytes: int = 512 * 1024
+    max_depth: int = 64
+    max_nodes: int = 200_000
+    max_digits: int = 40
+
+
+LIMITS = Limits()
+"""The limits every read applies unless given others (tests pass or substitute tiny ones)."""
+
+
+class _Refused(Exception):
+    def __init__(self, loc: Loc, message: str) -> None:
+        self.loc, self.message = loc, message
+
+
+@dataclass(frozen=True)
+class _LongInt:
+    """An integer literal too long to convert (Python refuses beyond 4300 digits)."""
+
+    digits: int
+
+
+class _Constructor(RoundTripConstructor):
+    """The round-trip constructor, refusing integer literals longer than the limit."""
+
+    max_digits = LIMITS.max_digits
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        digits = sum(c.isalnum() for c in str(node.value))
+        if digits > self.max_digits:
+            return _LongInt(digits)
+        return super().construct_yaml_int(node)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
 
 
 def _tag(node: Any) -> str | None:
@@ -116,61 +171,140 @@ _CORE_TAGS = {
 }
 
 
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    tag = _tag(node)
-    if tag is not None:
-        raise _TagRefused(loc, tag)
-    if isinstance(node, CommentedMap):
-        out: dict[Any, Any] = {}
+@dataclass
+class _Flattener:
+    """Round-trip nodes to plain data, recording lines and counting values (alias bombs)."""
+
+    max_nodes: int
+    lines: dict[Loc, int] = field(default_factory=lambda: {(): 1})
+    count: int = 0
+
+    def plain(self, node: Any, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > self.max_nodes:
+            msg = f"the document expands to more than {self.max_nodes} values (yaml aliases?)"
+            raise _Refused(loc, msg)
+        tag = _tag(node)
+        if tag is not None:
+            raise _Refused(loc, f"yaml tags are not allowed, got {tag!r}")
+        if isinstance(node, CommentedMap):
+            return self._mapping(node, loc)
+        if isinstance(node, CommentedSeq):
+            return self._sequence(node, loc)
+        if isinstance(node, _LongInt):
+            raise _Refused(loc, f"an integer of {node.digits} digits is out of range")
+        if isinstance(node, TaggedScalar):
+            return node.value
+        if isinstance(node, str):
+            return str(node)
+        return node
+
+    def _mapping(self, node: CommentedMap, loc: Loc) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for key, value in node.items():
-            line = node.lc.data[key][0] + 1 if key in (node.lc.data or {}) else lines[loc]
-            lines[(*loc, str(key))] = line
-            out[str(key)] = _plain(value, (*loc, str(key)), lines)
+            if isinstance(key, _LongInt):
+                raise _Refused(loc, f"an integer key of {key.digits} digits is out of range")
+            line = node.lc.data[key][0] + 1 if key in (node.lc.data or {}) else self.lines[loc]
+            self.lines[(*loc, str(key))] = line
+            out[str(key)] = self.plain(value, (*loc, str(key)))
         return out
-    if isinstance(node, CommentedSeq):
+
+    def _sequence(self, node: CommentedSeq, loc: Loc) -> list[Any]:
         items = []
         for i, value in enumerate(node):
-            lines[(*loc, i)] = node.lc.data[i][0] + 1 if i in (node.lc.data or {}) else lines[loc]
-            items.append(_plain(value, (*loc, i), lines))
+            data = node.lc.data or {}
+            self.lines[(*loc, i)] = data[i][0] + 1 if i in data else self.lines[loc]
+            items.append(self.plain(value, (*loc, i)))
         return items
-    if isinstance(node, TaggedScalar):
-        return node.value
-    if isinstance(node, str):
-        return str(node)
-    return node
 
 
-def read_yaml(path: str | Path) -> Source:
-    """Parse one YAML file safely, keeping the line of every key and sequence item."""
-    p = Path(path)
+_KINDS_OF_FILE = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a file")
+    return f"not a regular file ({what})"
+
+
+def read_text(path: Path, limits: Limits | None = None) -> str:
+    """The text of a regular file of at most ``limits.max_bytes`` bytes, in UTF-8.
+
+    Pipes, devices and directories are refused before they are opened (reading a FIFO
+    would block, ``/dev/zero`` never ends); a symlink loop or a permission problem is an
+    error naming the file.
+    """
+    limits = limits or LIMITS
     try:
-        text = p.read_text(encoding="utf-8")
+        st = os.stat(path)
+        problem = _not_regular(st.st_mode) or _too_big(st.st_size, limits)
+        if problem:
+            raise ConfigError.single(path, problem)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            problem = _not_regular(os.fstat(fh.fileno()).st_mode)
+            data = b"" if problem else fh.read(limits.max_bytes + 1)
     except FileNotFoundError:
-        raise ConfigError.single(p, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(p, f"cannot read file: {exc}") from None
+        raise ConfigError.single(path, "file not found") from None
+    except OSError as exc:
+        raise ConfigError.single(path, f"cannot read file: {exc.strerror or exc}") from None
+    problem = problem or _too_big(len(data), limits)
+    if problem:
+        raise ConfigError.single(path, problem)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(path, f"cannot read file: not utf-8 ({exc.reason})") from None
+
+
+def _too_big(size: int, limits: Limits) -> str | None:
+    if size > limits.max_bytes:
+        return f"file is larger than {limits.max_bytes} bytes"
+    return None
+
+
+def _parse(p: Path, text: str, limits: Limits) -> Any:
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
+    yaml.max_depth = limits.max_depth
+    yaml.Constructor = type("Constructor", (_Constructor,), {"max_digits": limits.max_digits})
     try:
-        raw = yaml.load(text)
+        return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         problem = (exc.problem or str(exc)).strip().splitlines()[0]
+        if "maximum depth" in problem:
+            problem = f"nesting deeper than {limits.max_depth} levels"
         raise ConfigError.single(p, f"invalid yaml: {problem}", line=line) from None
     except YAMLError as exc:
         raise ConfigError.single(p, f"invalid yaml: {exc}") from None
-    lines: dict[Loc, int] = {(): 1}
+
+
+def read_yaml(path: str | Path, limits: Limits | None = None) -> Source:
+    """Parse one YAML file safely, keeping the line of every key and sequence item.
+
+    ``limits`` (default :data:`LIMITS`) bound the file's size, nesting depth, expanded size
+    and integer literals.
+    """
+    p = Path(path)
+    limits = limits or LIMITS
+    raw = _parse(p, read_text(p, limits), limits)
+    flat = _Flattener(limits.max_nodes)
     try:
-        data = _plain(raw, (), lines)
-    except _TagRefused as exc:
-        src = Source(p, None, lines)
-        raise ConfigError(
-            [src.issue(exc.loc, f"yaml tags are not allowed, got {exc.tag!r}")]
-        ) from None
+        data = flat.plain(raw, ())
+    except _Refused as exc:
+        raise ConfigError([Source(p, None, flat.lines).issue(exc.loc, exc.message)]) from None
     if not isinstance(data, dict):
         raise ConfigError.single(p, "the document must be a mapping with a 'kind:' key", line=1)
-    return Source(p, data, lines)
+    return Source(p, data, flat.lines)
 
 
 EXTENDS, PATCH = "extends", "patch"
@@ -294,8 +428,7 @@ def _data_loc(src: Source, loc: Loc) -> Loc:
         elif isinstance(node, dict | list):
             continue
         else:
-            out.append(part)
-            break
+            break  # below a scalar: a union member's tag, not a place in the file
     return tuple(out)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import __version__
+from sim.budget import check_size
 from sim.engine.simulation import Simulation
 from sim.metrics import NOT_RECOVERED, Window, compute
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
@@ -369,6 +370,7 @@ def run_experiment(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
     warn: Warn | None = None,
+    size_check: bool = True,
 ) -> Outcome:
     """Run ``path`` into a results folder (:mod:`sim.resultsdir` says which folders may be
     written); resume an interrupted run of the same inputs.
@@ -379,6 +381,8 @@ def run_experiment(
     say = warn or (lambda _: None)
     model = load_experiment(path)
     reps = replications if replications is not None else model.doc.replications
+    if size_check:
+        check_size(model, reps)
     seed = seed if seed is not None else model.doc.seed
     meta = manifest(model, seed, reps, jobs)
     ws = prepare(out or Path("results") / model.doc.name / run_id(model, seed, reps), force, meta)

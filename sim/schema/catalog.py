@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from sim.schema.common import Distribution, Name, Sourced, Strict
-
-NonNeg = Annotated[float, Field(ge=0)]
+from sim.schema.common import Count0, Distribution, Millis, Name, PosSeconds, Sourced, Strict
 
 
 class Driver(Sourced):
@@ -27,11 +25,11 @@ class Driver(Sourced):
     description: str = ""
     hosts_guests: bool = False
     inhibits_idle_exit: bool = False
-    init_cpu_ms: NonNeg = 0.0
-    init_cpu_ms_per_object: dict[Name, NonNeg] = Field(default_factory=dict)
+    init_cpu_ms: Millis = 0.0
+    init_cpu_ms_per_object: dict[Name, Millis] = Field(default_factory=dict)
     reconnect_procedure: Name | None = None
-    job_wait_s: Annotated[float, Field(gt=0)] = 30.0
-    max_queued_jobs: Annotated[int, Field(ge=0)] = 0
+    job_wait_s: PosSeconds = 30.0
+    max_queued_jobs: Count0 = 0
     init_in_background: bool = False
 
 

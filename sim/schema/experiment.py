@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from sim.schema.common import Name, Strict
+from sim.schema.common import (
+    Bound,
+    Count,
+    Count0,
+    Factor,
+    Name,
+    Population0,
+    PosMillis,
+    PosSeconds,
+    Replications,
+    Seconds,
+    Seed,
+    Strict,
+)
 from sim.schema.workload import ClientDecl
 
-PosFloat = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
+MAX_SCENARIOS = 10_000
+"""The most scenarios an experiment may expand to (its list, matrix and sweeps together)."""
+MAX_SNAPSHOTS = 1_000
+"""The most ``snapshots_s`` instants."""
 
 METRICS = (
     "vms_running",
@@ -85,11 +101,11 @@ class Fault(Strict):
     kind: Literal["crash", "crash-loop", "hang", "slow", "guest-crash", "guest-hang"]
     target: Target
     scope: Literal["process", "driver", "object", "monitor"] | None = None
-    at_s: NonNeg
-    duration_s: PosFloat | None = None
-    factor: Annotated[float, Field(ge=1)] = 10.0
-    count: Annotated[int, Field(ge=1)] = 100
-    after_start_s: NonNeg = 0.5
+    at_s: Seconds
+    duration_s: PosSeconds | None = None
+    factor: Factor = 10.0
+    count: Count = 100
+    after_start_s: Seconds = 0.5
 
     @model_validator(mode="after")
     def _scope(self) -> Fault:
@@ -115,7 +131,7 @@ class Action(Strict):
 
     kind: Literal["restart", "start", "stop", "reset-failed", "guest-start", "guest-stop"]
     target: Target
-    at_s: NonNeg
+    at_s: Seconds
     uri: str | None = None
 
     @model_validator(mode="after")
@@ -128,15 +144,15 @@ class Action(Strict):
 class PoolOverride(Strict):
     """Worker-pool settings applied to every server of every daemon (sensitivity runs)."""
 
-    max_workers: Annotated[int, Field(ge=1)] | None = None
-    prio_workers: Annotated[int, Field(ge=0)] | None = None
-    max_client_requests: Annotated[int, Field(ge=1)] | None = None
+    max_workers: Count | None = None
+    prio_workers: Count0 | None = None
+    max_client_requests: Count | None = None
 
 
 class ProbeOverride(Strict):
-    every_s: PosFloat | None = None
-    slo_ms: PosFloat | None = None
-    timeout_s: PosFloat | None = None
+    every_s: PosSeconds | None = None
+    slo_ms: PosMillis | None = None
+    timeout_s: PosSeconds | None = None
 
 
 class HostOverride(Strict):
@@ -150,7 +166,7 @@ class Overrides(Strict):
     """Changes to the models for one scenario: counts of guest groups or objects by name,
     worker pools, the probe.  (Client settings are overridden on the scenario's clients.)"""
 
-    counts: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    counts: dict[Name, Population0] = Field(default_factory=dict)
     pool: PoolOverride | None = None
     probe: ProbeOverride | None = None
     host: HostOverride | None = None
@@ -182,7 +198,7 @@ class MatrixAction(Strict):
     """An operator action on the row's target (the same target the fault uses)."""
 
     kind: Literal["restart", "start", "stop", "reset-failed"]
-    at_s: NonNeg
+    at_s: Seconds
 
 
 class MatrixFault(Strict):
@@ -193,10 +209,10 @@ class MatrixFault(Strict):
     on: Literal["role", "driver"]
     kind: Literal["crash", "crash-loop", "hang", "slow"]
     scope: Literal["process", "driver", "object"] | None = None
-    duration_s: PosFloat | None = None
-    factor: Annotated[float, Field(ge=1)] = 10.0
-    count: Annotated[int, Field(ge=1)] = 100
-    after_start_s: NonNeg = 0.5
+    duration_s: PosSeconds | None = None
+    factor: Factor = 10.0
+    count: Count = 100
+    after_start_s: Seconds = 0.5
     actions: list[MatrixAction] = Field(default_factory=list)
 
 
@@ -205,7 +221,7 @@ class Matrix(Strict):
 
     targets: list[MatrixTarget]
     faults: list[MatrixFault]
-    at_s: NonNeg
+    at_s: Seconds
     clients: list[ClientDecl] = Field(default_factory=list)
 
 
@@ -237,6 +253,15 @@ class Sweep(Strict):
     template: dict[str, Any]
     axes: list[Axis]
 
+    @model_validator(mode="after")
+    def _size(self) -> Sweep:
+        if not self.axes:
+            raise ValueError("a sweep needs at least one axis")
+        size = math.prod(len(a.values) for a in self.axes)
+        if size > MAX_SCENARIOS:
+            raise ValueError(f"the axes give {size} scenarios, more than {MAX_SCENARIOS}")
+        return self
+
 
 class Hypothesis(Strict):
     """A steady-state hypothesis: ``metric``'s mean stays within [min, max].
@@ -248,13 +273,15 @@ class Hypothesis(Strict):
     metric: Metric
     topology: Name | None = None
     scenario: Name | None = None
-    max: float | None = None
-    min: float | None = None
+    max: Bound | None = None
+    min: Bound | None = None
 
     @model_validator(mode="after")
     def _bound(self) -> Hypothesis:
         if self.max is None and self.min is None:
             raise ValueError("a hypothesis needs max: or min:")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max, got {self.min:g} > {self.max:g}")
         return self
 
 
@@ -274,12 +301,14 @@ class Experiment(Strict):
     description: str = ""
     topologies: list[str]
     workload: str
-    duration_s: PosFloat
-    warmup_s: NonNeg = 0.0
-    replications: Annotated[int, Field(ge=1)] = 10
-    seed: Annotated[int, Field(ge=0)] = 0
+    duration_s: PosSeconds
+    warmup_s: Seconds = 0.0
+    replications: Replications = 10
+    seed: Seed = 0
     start: Literal["steady", "boot"] = "steady"
-    snapshots_s: list[NonNeg] = Field(default_factory=list)
+    snapshots_s: Annotated[list[Seconds], Field(max_length=MAX_SNAPSHOTS)] = Field(
+        default_factory=list
+    )
     scenarios: list[Scenario] = Field(default_factory=list)
     matrix: Matrix | None = None
     sweeps: list[Sweep] = Field(default_factory=list)

@@ -8,16 +8,21 @@ provenance, so that the importer (:mod:`sim.importer`) stays free of any daemon'
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sim.schema.common import Name, Sourced, Strict
-
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
+from sim.schema.common import (
+    Count,
+    Count0,
+    KeepaliveInterval,
+    Millis,
+    Name,
+    PosSeconds,
+    Seconds,
+    Sourced,
+    Strict,
+)
 
 ServerField = Literal[
     "min_workers",
@@ -34,13 +39,13 @@ ServerField = Literal[
 class ServerDefaults(Sourced):
     """Worker-pool values used when the daemon's config file does not set them."""
 
-    min_workers: NonNegInt
-    max_workers: PosInt
-    prio_workers: NonNegInt
-    max_clients: PosInt
-    max_client_requests: PosInt
-    keepalive_interval_s: float
-    keepalive_count: NonNegInt
+    min_workers: Count0
+    max_workers: Count
+    prio_workers: Count0
+    max_clients: Count
+    max_client_requests: Count
+    keepalive_interval_s: KeepaliveInterval
+    keepalive_count: Count0
 
 
 class ServerMap(Strict):
@@ -63,8 +68,8 @@ class DaemonMap(Sourced):
     roles: list[Name] = Field(default_factory=list)
     drivers: list[Name] = Field(default_factory=list)
     conf: str | None = None
-    start_cpu_ms: NonNeg = 0.0
-    stop_grace_s: NonNeg = 30.0
+    start_cpu_ms: Millis = 0.0
+    stop_grace_s: Seconds = 30.0
     servers: list[ServerMap]
 
 
@@ -89,12 +94,12 @@ class RouteMap(Sourced):
 class UnitDefaults(Sourced):
     """The service manager's defaults for values a unit file does not set."""
 
-    restart_sec: NonNeg
-    start_limit_interval_s: NonNeg
-    start_limit_burst: NonNegInt
-    timeout_start_s: PosFloat
-    trigger_limit_interval_s: PosFloat
-    trigger_limit_burst: PosInt
+    restart_sec: Seconds
+    start_limit_interval_s: Seconds
+    start_limit_burst: Count0
+    timeout_start_s: PosSeconds
+    trigger_limit_interval_s: PosSeconds
+    trigger_limit_burst: Count
     remove_on_stop: bool
     kill_mode: Literal["control-group", "process", "mixed", "none"]
     restart: Literal["no", "on-failure", "always"]

@@ -6,12 +6,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sim.schema.common import Name, Sourced, Strict
-
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
+from sim.schema.common import (
+    Count,
+    Count0,
+    KeepaliveInterval,
+    Millis,
+    Name,
+    PosSeconds,
+    Probability,
+    Seconds,
+    Sourced,
+    Strict,
+)
 
 
 class Server(Sourced):
@@ -26,15 +32,15 @@ class Server(Sourced):
 
     name: Name
     sockets: list[Name]
-    min_workers: NonNegInt = 5
-    max_workers: PosInt = 20
-    prio_workers: NonNegInt = 5
-    max_clients: PosInt = 5000
-    max_client_requests: PosInt = 5
-    keepalive_interval_s: float = 5.0
-    keepalive_count: NonNegInt = 5
-    worker_spawn_ms: NonNeg = 0.1
-    race_normal: Annotated[float, Field(ge=0, le=1)] = 0.5
+    min_workers: Count0 = 5
+    max_workers: Count = 20
+    prio_workers: Count0 = 5
+    max_clients: Count = 5000
+    max_client_requests: Count = 5
+    keepalive_interval_s: KeepaliveInterval = 5.0
+    keepalive_count: Count0 = 5
+    worker_spawn_ms: Millis = 0.1
+    race_normal: Probability = 0.5
 
     @model_validator(mode="after")
     def _pool(self) -> Server:
@@ -58,9 +64,9 @@ class Daemon(Sourced):
     roles: list[Name] = Field(default_factory=list)
     drivers: list[Name] = Field(default_factory=list)
     servers: list[Server]
-    idle_timeout_s: PosFloat | None = None
-    start_cpu_ms: NonNeg = 0.0
-    stop_grace_s: NonNeg = 30.0
+    idle_timeout_s: PosSeconds | None = None
+    start_cpu_ms: Millis = 0.0
+    stop_grace_s: Seconds = 30.0
 
 
 class UnitBase(Sourced):
@@ -88,11 +94,11 @@ class ServiceUnit(UnitBase):
     daemon: Name | None = None
     notify: bool = True
     restart: Literal["no", "on-failure", "always"] = "no"
-    restart_sec: NonNeg = 0.1
-    start_limit_interval_s: NonNeg = 10.0
-    start_limit_burst: NonNegInt = 5
+    restart_sec: Seconds = 0.1
+    start_limit_interval_s: Seconds = 10.0
+    start_limit_burst: Count0 = 5
     kill_mode: Literal["control-group", "process", "mixed", "none"] = "control-group"
-    timeout_start_s: PosFloat = 90.0
+    timeout_start_s: PosSeconds = 90.0
 
 
 class Listen(Strict):
@@ -107,8 +113,8 @@ class SocketUnit(UnitBase):
     service: Name
     listen: list[Listen]
     remove_on_stop: bool = True
-    trigger_limit_interval_s: PosFloat = 2.0
-    trigger_limit_burst: PosInt = 20
+    trigger_limit_interval_s: PosSeconds = 2.0
+    trigger_limit_burst: Count = 20
 
 
 class TargetUnit(UnitBase):

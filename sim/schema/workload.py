@@ -6,11 +6,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sim.schema.common import Name, Sourced, Strict
-
-PosFloat = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
-PosInt = Annotated[int, Field(ge=1)]
+from sim.schema.common import (
+    Count,
+    Count0,
+    Name,
+    Population,
+    PosMillis,
+    PosSeconds,
+    Rate,
+    Seconds,
+    Sourced,
+    Strict,
+)
 
 Refs = dict[Name, list[Name]]
 """Object references by kind: ``{network: [default], pool: [images]}``."""
@@ -21,7 +28,7 @@ class ObjectDecl(Strict):
 
     name: Name
     kind: Name
-    count: PosInt = 1
+    count: Population = 1
     refs: Refs = Field(default_factory=dict)
 
 
@@ -33,7 +40,7 @@ class GuestGroup(Sourced):
     """
 
     name: Name
-    count: PosInt = 1
+    count: Population = 1
     driver: Name
     running: bool = True
     autostart: bool = False
@@ -47,7 +54,7 @@ class Command(Sourced):
 
     name: Name
     description: str = ""
-    steps: Annotated[list[Name], Field(min_length=1)]
+    steps: Annotated[list[Name], Field(min_length=1, max_length=64)]
 
 
 class CallSpec(Strict):
@@ -65,14 +72,14 @@ class CallSpec(Strict):
 
     procedure: Name | None = None
     command: Name | None = None
-    before: list[Name] = Field(default_factory=list)
+    before: Annotated[list[Name], Field(max_length=64)] = Field(default_factory=list)
     uri: str
     target: Literal["none", "each-guest", "one-guest", "object"] = "none"
     object: Name | None = None
     object_kind: Name | None = None
     group: Name | None = None
-    every_s: PosFloat | None = None
-    rate_per_s: PosFloat | None = None
+    every_s: PosSeconds | None = None
+    rate_per_s: Rate | None = None
     jitter: bool = True
     nowait: bool = False
 
@@ -90,13 +97,13 @@ class CallSpec(Strict):
 
 
 class Keepalive(Strict):
-    interval_s: PosFloat
-    count: Annotated[int, Field(ge=0)]
+    interval_s: PosSeconds
+    count: Count0
 
 
 class Reconnect(Strict):
-    delay_s: NonNeg = 5.0
-    max_attempts: Annotated[int, Field(ge=0)] | None = None
+    delay_s: Seconds = 5.0
+    max_attempts: Count0 | None = None
 
 
 class ClientProfile(Sourced):
@@ -109,7 +116,7 @@ class ClientProfile(Sourced):
     name: Name
     description: str = ""
     calls: list[CallSpec]
-    timeout_s: PosFloat | None = None
+    timeout_s: PosSeconds | None = None
     keepalive: Keepalive | None = None
     reconnect: Reconnect = Field(default_factory=Reconnect)
     connection: Literal["persistent", "per-call"] = "persistent"
@@ -127,9 +134,9 @@ class ClientDecl(Strict):
 
     name: Name
     profile: Name
-    count: PosInt = 1
-    start_s: NonNeg = 0.0
-    timeout_s: PosFloat | Literal["none"] | None = None
+    count: Population = 1
+    start_s: Seconds = 0.0
+    timeout_s: PosSeconds | Literal["none"] | None = None
 
 
 class Probe(Sourced):
@@ -142,11 +149,11 @@ class Probe(Sourced):
     """
 
     procedure: Name
-    before: list[Name] = Field(default_factory=list)
+    before: Annotated[list[Name], Field(max_length=64)] = Field(default_factory=list)
     uri: str
-    every_s: PosFloat
-    slo_ms: PosFloat
-    timeout_s: PosFloat
+    every_s: PosSeconds
+    slo_ms: PosMillis
+    timeout_s: PosSeconds
     reconnect: Reconnect = Field(default_factory=Reconnect)
 
 
@@ -157,7 +164,7 @@ class Host(Sourced):
     (systemd-machined registers it), ``daemon`` when guests stay in the cgroup of the
     daemon that started them (no machined, or an unprivileged daemon)."""
 
-    cores: PosInt | None = None
+    cores: Count | None = None
     guest_scope: Literal["machine", "daemon"] = "machine"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from scipy import stats as _st
 
@@ -60,14 +61,14 @@ def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bounded(stat: dict[str, object], low: float | None, high: float | None) -> tuple[float, float]:
+def bounded(stat: Mapping[str, Any], low: float | None, high: float | None) -> tuple[float, float]:
     """The 95% interval of a summary entry (mean, ci95, n) that respects the metric's range.
 
     A metric in [0, 1] (``low=0, high=1``) gets the Wilson interval; any other range cuts
     the t-interval at its ends (a mean never below 0 keeps a lower end of at least 0:
     intersecting a confidence set with the possible values keeps its coverage)."""
-    lo, hi = (float(x) for x in stat["ci95"])  # type: ignore[attr-defined]
-    mean, n = float(stat["mean"]), int(stat["n"])  # type: ignore[call-overload]
+    lo, hi = (float(x) for x in stat["ci95"])
+    mean, n = float(stat["mean"]), int(stat["n"])
     if low == 0.0 and high == 1.0 and n >= 1:
         return wilson(mean, n)
     if low is not None:

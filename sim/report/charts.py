@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.report.findings import PRIMARY, Verdict, verdict
-from sim.report.fmt import num
+from sim.report.fmt import value
 from sim.report.plotting import colour, errors, new_figure, note
 from sim.report.results import Results
 from sim.report.structure import MatrixLayout, SweepLayout
@@ -75,7 +75,7 @@ def heatmap(res: Results, layout: MatrixLayout) -> Figure:
         grid = _grid(res, layout, lambda s, t=topo: _mean(res, s, t))
         top = max(1.0, float(np.nanmax(grid, initial=0)))
         im = axes[k].imshow(grid, vmin=0, vmax=top, cmap="Reds", aspect="auto")
-        texts = {ij: num(v) for ij, v in np.ndenumerate(grid)}
+        texts = {ij: value(v, PRIMARY) for ij, v in np.ndenumerate(grid)}
         _annotate(axes[k], grid, texts, lambda v: v > 0.6)
         axes[k].set_title(topo)
         _axes_labels(axes[k], layout, k == 0)
@@ -85,9 +85,9 @@ def heatmap(res: Results, layout: MatrixLayout) -> Figure:
         im = axes[k].imshow(grid, vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
         texts = {ij: _diff_text(res, layout, ij, a, b) for ij, _ in np.ndenumerate(grid)}
         _annotate(axes[k], grid, texts, lambda v: abs(v) > 0.6)
-        axes[k].set_title(f"{b} − {a} (* 95% CI excludes 0)")
+        axes[k].set_title(f"{b} − {a} (* the difference counts)")
         _axes_labels(axes[k], layout, False)
-        fig.colorbar(im, ax=axes[k], label="paired difference", shrink=0.8)
+        fig.colorbar(im, ax=axes[k], label="paired difference (fraction of guests)", shrink=0.8)
     fig.suptitle(f"{res.name}: {label(PRIMARY)}, mean of {res.summary['replications']} runs")
     return fig
 
@@ -109,7 +109,7 @@ def _diff_text(res: Results, layout: MatrixLayout, ij: tuple[int, int], a: str, 
     if c is None or sa is None:
         return ""
     sig = verdict(c, int(sa["n"]), PRIMARY) in (Verdict.LOWER, Verdict.HIGHER)
-    return num(c["diff_mean"]) + ("*" if sig else "")
+    return value(float(c["diff_mean"]), PRIMARY) + ("*" if sig else "")
 
 
 def bars(

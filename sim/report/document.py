@@ -101,7 +101,7 @@ def _scenario_block(res: Results, name: str, level: str) -> list[str]:
 
 def summary_section(res: Results, figs: FigureSet | None) -> list[str]:
     """The answer first: generated sentences, the headline figure, the fault-matrix table."""
-    out = ["## Summary", "", " ".join(summary_sentences(res)), ""]
+    out = ["## Summary", "", *(f"- {line}" for line in summary_sentences(res)), ""]
     out += _figs(figs, "results")
     layout = matrix_layout(res)
     if layout is not None and res.topologies:
@@ -228,7 +228,10 @@ def commit_line(m: dict[str, Any]) -> str:
     if dirty is None:
         return f"`{commit}` (whether the tree had uncommitted changes was not recorded)"
     if dirty:
-        return f"`{commit}`, **with uncommitted changes** in the tree: the results may not be reproducible from the commit alone"
+        return (
+            f"`{commit}`, **with uncommitted changes** in the tree: the results may not be "
+            "reproducible from the commit alone"
+        )
     return f"`{commit}` (clean tree)"
 
 

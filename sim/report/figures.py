@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.report import charts, graphs, timelines
-from sim.report.findings import COUNTS, BOOT_PREFIX, PRIMARY, boot_metrics, compared, rule
+from sim.report.findings import BOOT_PREFIX, COUNTS, PRIMARY, boot_metrics, compared, rule
 from sim.report.plotting import Figured, save, style
 from sim.report.results import Results
 from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts

@@ -162,7 +162,8 @@ def places(res: Results) -> dict[str, Place]:
             out[scenario] = Place(fault, target, "of")
     for sweep in sweep_layouts(res):
         for p in sweep.points:
-            out[p.scenario] = Place(f"sweep {sweep.name}", ".".join(p.labels), "at")
+            where = " ".join(f"{a}={v}" for a, v in zip(sweep.axes, p.labels, strict=True))
+            out[p.scenario] = Place(f"sweep {sweep.name}", where, "at")
     for s in res.scenarios:
         out.setdefault(s, Place(_fault_kinds(res, s), s, "in"))
     return out

@@ -81,8 +81,11 @@ def read_compare(folder: Path) -> tuple[list[dict[str, Any]], str] | None:
 
 def validation_lines(folder: Path | None) -> list[str]:
     if folder is None:
-        return ["No sim-versus-real comparison was given (`virtchaos report --validation DIR`, "
-                f"a folder with `{COMPARE}`): the numbers above are the model's alone.", ""]  # fmt: skip
+        return [
+            "No sim-versus-real comparison was given (`virtchaos report --validation DIR`, "
+            f"a folder with `{COMPARE}`): the numbers above are the model's alone.",
+            "",
+        ]
     found = read_compare(folder)
     if found is None:
         return [f"`{(folder / COMPARE).as_posix()}` is missing or holds no rows: no "
@@ -113,11 +116,17 @@ def section(res: Results, sensitivity: Path | None, validation: Path | None) -> 
     sens, how = sensitivity_source(res, sensitivity)
     out += ["### Assumptions that move the conclusions", ""]
     lines = sweep_lines(sens) if sens is not None else []
-    if lines:
+    if sens is not None and lines:
         moved = sum("changes" in line for line in lines)
-        out += [f"From {how}: {moved} of {len(lines)} sweeps change the blast-radius outcome "
-                f"({sens.pairs[0][0]} → {sens.pairs[0][1]}) somewhere along them; an "
-                "assumption that such a sweep varies moves a conclusion.", "", *lines, ""]  # fmt: skip
+        a, b = sens.pairs[0]
+        out += [
+            f"From {how}: {moved} of {len(lines)} sweeps change the blast-radius outcome "
+            f"({a} → {b}) somewhere along them; an assumption that such a sweep varies "
+            "moves a conclusion.",
+            "",
+            *lines,
+            "",
+        ]
     else:
         out += ["No sensitivity results were found (`virtchaos report --sensitivity DIR`): "
                 "which assumptions move the conclusions is not known from this report; every "

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,33 @@ def reproduce_section(res: Results) -> list[str]:
             *facts, ""]  # fmt: skip
 
 
+WIDTH = 80
+RISKY = re.compile(r"^(\d+[.)]|[-+*>#|]|=+$|!\[)(\s|$)")
+"""A continuation line that starts like this would change the Markdown's meaning."""
+
+
+def wrap(lines: list[str], width: int = WIDTH) -> list[str]:
+    """Prose paragraphs, bullets and notes filled to ``width`` columns for a terminal;
+    tables, figures, headings and code blocks as they are."""
+    out: list[str] = []
+    code = False
+    for line in lines:
+        if line.startswith("```"):
+            code = not code
+        if code or len(line) <= width or line.startswith(("|", "![", "#", "```")):
+            out.append(line)
+            continue
+        lead = "- " if line.startswith("- ") else "> " if line.startswith("> ") else ""
+        rest = "  " if lead == "- " else lead
+        filled = textwrap.wrap(line[len(lead):], width - len(lead), break_long_words=False,
+                               break_on_hyphens=False)  # fmt: skip
+        if any(RISKY.match(f) for f in filled[1:]):
+            out.append(line)
+            continue
+        out += [lead + filled[0], *(rest + f for f in filled[1:])]
+    return out
+
+
 def commit_line(m: dict[str, Any]) -> str:
     """The commit that produced the results, and whether its tree had other changes."""
     commit = m.get("git_commit")
@@ -257,7 +286,7 @@ def render(
         assumptions_section(res),
         reproduce_section(res),
     )
-    lines = [line for part in parts for line in part]
+    lines = wrap([line for part in parts for line in part])
     text = "\n".join(lines).rstrip() + "\n"
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")

@@ -10,7 +10,7 @@ the matrix (one column), a sweep, or the faults of a plain scenario.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sim.metrics import HEADLINE
@@ -207,7 +207,7 @@ class Group:
         if whole:
             what = f"every {self.mechanism}"
         else:
-            what = f"{article(self.mechanism)} {self.joiner} {either(self.wheres)}"
+            what = f"{article(self.mechanism)} {self.joiner} {points(self.wheres, either)}"
         return f"{what} ({self.levels(metric)})"
 
 
@@ -215,6 +215,22 @@ def span(values: Sequence[float], metric: str) -> str:
     lo, hi = min(values), max(values)
     a, b = value(lo, metric), value(hi, metric)
     return a if a == b else f"{a}–{b}"
+
+
+def points(wheres: Sequence[str], join: Callable[[Sequence[str]], str]) -> str:
+    """Sweep points ``n=17 uri=own``, ``n=18 uri=own`` as ``n=17 or 18 with uri=own`` (one
+    axis varying); anything else joined as it is."""
+    split = [dict(w.split("=", 1) for w in p.split()) for p in wheres if "=" in p]
+    if len(split) != len(wheres) or len(wheres) < 2 or len({tuple(d) for d in split}) != 1:
+        return join(wheres)
+    axes = list(split[0])
+    varying = [a for a in axes if len({d[a] for d in split}) > 1]
+    if len(varying) != 1:
+        return join(wheres)
+    (axis,) = varying
+    fixed_ = " ".join(f"{a}={split[0][a]}" for a in axes if a != axis)
+    values = list(dict.fromkeys(d[axis] for d in split))
+    return f"{axis}={join(values)}" + (f" with {fixed_}" if fixed_ else "")
 
 
 def article(mechanism: str) -> str:
@@ -252,7 +268,9 @@ def groups(res: Results, a: str, b: str, metric: str = PRIMARY) -> list[Group]:
 
 
 def _whole(res: Results, g: Group) -> bool:
-    """Whether ``g`` holds every scenario of its mechanism."""
+    """Whether ``g`` holds every scenario of its mechanism (a matrix column or a sweep)."""
+    if g.joiner == "in":
+        return False
     where = places(res)
     return len(g.items) == sum(p.mechanism == g.mechanism for p in where.values()) > 1
 
@@ -304,7 +322,7 @@ def _harmless(res: Results, gs: Sequence[Group], metric: str) -> str:
     whole = [g for g in gs if _whole(res, g)]
     rest = [g for g in gs if not _whole(res, g)]
     parts = [f"every {g.mechanism}" for g in whole]
-    names = [f"{article(g.mechanism)} {g.joiner} {either(g.wheres)}" for g in rest]
+    names = [f"{article(g.mechanism)} {g.joiner} {points(g.wheres, either)}" for g in rest]
     if len(names) > 3:
         parts.append(f"{len(names)} other groups")
     else:
@@ -344,7 +362,7 @@ def _mechanism_findings(res: Results, a: str, b: str) -> list[str]:
         mine = [g for g in gs if g.mechanism == mech]
         items = [c for s in res.scenarios for g in mine for c in g.items if c.scenario == s]
         parts = [
-            f"{OUTCOME[g.outcome]} for {both(g.wheres)} ({g.levels(PRIMARY)})"
+            f"{OUTCOME[g.outcome]} for {points(g.wheres, both)} ({g.levels(PRIMARY)})"
             for g in sorted(mine, key=lambda g: -g.gap)
         ]
         out += [f"### {mech}", "", f"{LABEL[PRIMARY].capitalize()} ({a} → {b}): "

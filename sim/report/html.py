@@ -68,6 +68,8 @@ def converter(folder: Path) -> MarkdownIt:
     return md
 
 
+ESTIMATE = re.compile(r"(\d) \[(-?[\d.]+), (-?[\d.]+)\]")
+"""``mean [lo, hi]``: kept on one line in table cells."""
 TOC_SUBSECTIONS = 12
 """A section's subsections are listed in the table of contents when there are at most this many."""
 
@@ -122,7 +124,7 @@ def render(markdown: str, folder: Path, title: str) -> str:
     md = converter(folder)
     tokens = md.parse(markdown)
     headings = anchor(tokens)
-    body = md.renderer.render(tokens, md.options, {})
+    body = ESTIMATE.sub("\\1&nbsp;[\\2,&nbsp;\\3]", md.renderer.render(tokens, md.options, {}))
     cut = body.find("</h1>")
     if cut >= 0 and any(h[0] == 2 for h in headings):
         cut += len("</h1>\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ResultsError
-from sim.report.findings import OUTCOME, PRIMARY, either, groups
+from sim.report.findings import OUTCOME, PRIMARY, either, groups, points
 from sim.report.markdown import md_table
 from sim.report.results import Results, load_results
 from sim.report.structure import sweep_layouts
@@ -59,7 +59,7 @@ def sweep_lines(sens: Results) -> list[str]:
             out.append(f"{head}: the same outcome at every point, {OUTCOME[g.outcome]} "
                        f"({g.levels(PRIMARY)}).")  # fmt: skip
             continue
-        parts = [f"{OUTCOME[g.outcome]} at {either(g.wheres)} ({g.levels(PRIMARY)})"
+        parts = [f"{OUTCOME[g.outcome]} at {points(g.wheres, either)} ({g.levels(PRIMARY)})"
                  for g in mine]  # fmt: skip
         out.append(f"{head}: **the outcome changes** along the sweep: " + "; ".join(parts) + ".")
     return out
@@ -114,7 +114,7 @@ def section(res: Results, sensitivity: Path | None, validation: Path | None) -> 
     """The lines of the section, with its heading."""
     out = ["## How far to trust this", ""]
     sens, how = sensitivity_source(res, sensitivity)
-    out += ["### Assumptions that move the conclusions", ""]
+    out += ["### What moves the conclusions", ""]
     lines = sweep_lines(sens) if sens is not None else []
     if sens is not None and lines:
         moved = sum("changes" in line for line in lines)

@@ -339,13 +339,21 @@ def report(
             "default: every scenario, or at most 24 with the largest differences).",
         ),
     ] = None,
+    sensitivity: Annotated[
+        Path | None,
+        typer.Option(help="A results folder with sweeps: which assumptions move conclusions."),
+    ] = None,
+    validation: Annotated[
+        Path | None,
+        typer.Option(help="A folder with compare.json: the sim-versus-real table."),
+    ] = None,
 ) -> None:
     """Write report.md, report.html (self-contained) and figures/ into RESULTS."""
     from sim.report import FigureOptions, write_report
 
     with _guard():
         opts = FigureOptions(timelines=timelines, timeline_scenarios=tuple(timeline or ()))
-        files = write_report(results, figures=figures, options=opts)
+        files = write_report(results, figures, opts, sensitivity, validation)
         for note in files.notes:
             _err(f"note: {note}")
         typer.echo(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure files")

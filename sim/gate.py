@@ -13,7 +13,8 @@ the summaries hold: ``se = h / t(0.975, n - 1)``.  The difference ``d = b - a`` 
 interval ``d +- t(0.975, df) * sqrt(se_a^2 + se_b^2)`` with Welch-Satterthwaite ``df``
 (a zero-width side contributes nothing; both zero-width gives ``[d, d]``).  The metric
 **regresses** when ``d > tolerance`` (absolute, per metric, :data:`DEFAULT_TOLERANCES`) **and**
-the interval's lower end is above zero.  An improvement never fails the gate.  Separately,
+the interval's lower end is above zero (:func:`sim.significance.direction`, the rule
+the report uses for "better" and "worse" too).  An improvement never fails the gate.  Separately,
 every steady-state hypothesis the experiment declares must hold on the new summary.
 """
 
@@ -34,15 +35,11 @@ from sim.loader import Limits, read_text
 from sim.model import ExperimentModel, load_experiment, substitute_topologies
 from sim.modeldiff import diff_models
 from sim.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
+from sim.significance import TOLERANCES, direction
 
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "blast_radius": 0.05,
-    "vms_lost": 0.5,
-    "vms_unmanageable": 1.0,
-    "unmanageable_vm_seconds": 60.0,
-    "failed_operations": 1.0,
-}
-"""Absolute tolerance per gated metric: fraction of guests, guests, guest-seconds, operations."""
+DEFAULT_TOLERANCES: dict[str, float] = dict(TOLERANCES)
+"""Absolute tolerance per gated metric (:data:`sim.significance.TOLERANCES`, shared with
+the report)."""
 
 GATE_METRICS = tuple(DEFAULT_TOLERANCES)
 BASELINE_MAX_BYTES = 64 * 1024 * 1024
@@ -60,7 +57,7 @@ class MetricVerdict:
 
     @property
     def regressed(self) -> bool:
-        return self.diff > self.tolerance and self.ci[0] > 0
+        return direction(self.diff, *self.ci, self.tolerance) > 0
 
     def describe(self) -> str:
         return (

@@ -26,6 +26,16 @@ HEADLINE = (
 )
 """The metrics of DESIGN 4 shown for every scenario; lower is better for all of them."""
 
+PROPORTIONS = frozenset({"blast_radius"})
+"""Metrics that are fractions in [0, 1]; every other metric is a count, a duration or a
+latency, never below 0."""
+
+
+def metric_range(metric: str) -> tuple[float, float | None]:
+    """(lowest, highest) value ``metric`` can take; ``None``: no upper bound."""
+    return (0.0, 1.0) if metric in PROPORTIONS else (0.0, None)
+
+
 MANAGEMENT_OPS = frozenset({"start", "stop", "manage", "config", "reconnect", "connect"})
 
 

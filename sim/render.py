@@ -118,12 +118,14 @@ def analysis_view(analysis: Analysis) -> Group:
 SUMMARY_METRICS = HEADLINE
 
 
-def _fmt(m: dict[str, Any]) -> str:
-    """``mean [lo, hi]``; ``n/a`` when undefined in every run, ``*`` when in some."""
+def _fmt(m: dict[str, Any], metric: str = "") -> str:
+    """``mean [lo, hi]`` as the report prints it (interval inside the metric's range);
+    ``n/a`` when undefined in every run, ``*`` when in some."""
+    from sim.report.fmt import estimate
+
     if m["mean"] is None:
         return "n/a"
-    lo, hi = m["ci95"]
-    return f"{m['mean']:.3g} [{lo:.3g}, {hi:.3g}]" + ("*" if "undefined" in m else "")
+    return estimate(m, metric) + ("*" if "undefined" in m else "")
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -137,7 +139,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for name in SUMMARY_METRICS:
         table.add_column(name, justify="right")
     for row in summary["rows"]:
-        cells = [_fmt(row["metrics"][m]) if m in row["metrics"] else "-" for m in SUMMARY_METRICS]
+        cells = [
+            _fmt(row["metrics"][m], m) if m in row["metrics"] else "-" for m in SUMMARY_METRICS
+        ]
         table.add_row(row["scenario"], row["topology"], *cells)
     return table
 

@@ -298,11 +298,27 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def git_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes (None: not known)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) -> dict[str, Any]:
     return {
         "tool": "virtchaos",
         "version": __version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "command": sys.argv,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from scipy import stats as _st
 
@@ -61,3 +62,39 @@ def paired(
     if len(diffs) < len(a):
         out["undefined"] = _undefined(len(a) - len(diffs), len(a), why)
     return out
+
+
+Z95 = float(_st.norm.ppf(0.975))
+
+
+def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a mean ``p`` of ``n`` values in [0, 1]; inside [0, 1].
+
+    For a variable in [0, 1] with mean p the variance is at most p(1 - p), so the interval
+    (the p whose normal test accepts the observed mean with that variance) is conservative
+    for fractions as well as for 0/1 outcomes: all-zero replications give [0, ~3.8/n]
+    rather than the t-interval's [0, 0]."""
+    if n <= 0:
+        raise ValueError("no values")
+    p = min(1.0, max(0.0, p))
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bounded(stat: Mapping[str, Any], low: float | None, high: float | None) -> tuple[float, float]:
+    """The 95% interval of a summary entry (mean, ci95, n) that respects the metric's range.
+
+    A metric in [0, 1] (``low=0, high=1``) gets the Wilson interval; any other range cuts
+    the t-interval at its ends (a mean never below 0 keeps a lower end of at least 0:
+    intersecting a confidence set with the possible values keeps its coverage)."""
+    lo, hi = (float(x) for x in stat["ci95"])
+    mean, n = float(stat["mean"]), int(stat["n"])
+    if low == 0.0 and high == 1.0 and n >= 1:
+        return wilson(mean, n)
+    if low is not None:
+        lo, hi = max(low, lo), max(low, hi)
+    if high is not None:
+        lo, hi = min(high, lo), min(high, hi)
+    return lo, hi

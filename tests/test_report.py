@@ -153,9 +153,9 @@ def test_report_numbers_equal_summary(plain: Path) -> None:
         scenario = block.split("`")[0]
         for metric in HEADLINE:
             row = table_rows(block, f"`{metric}`")[0]
-            assert row[1] == estimate(rows[(scenario, a)][metric])
-            assert row[2] == estimate(rows[(scenario, b)][metric])
-            assert row[3] == estimate(diffs[(scenario, metric)], "diff_mean")
+            assert row[1] == estimate(rows[(scenario, a)][metric], metric)
+            assert row[2] == estimate(rows[(scenario, b)][metric], metric)
+            assert row[3] == estimate(diffs[(scenario, metric)], metric, "diff_mean")
 
 
 def test_matrix_table_cells_equal_summary(matrix: Path) -> None:
@@ -169,7 +169,7 @@ def test_matrix_table_cells_equal_summary(matrix: Path) -> None:
             if target == "net" and fault == "crash":
                 assert text == "n/a"  # the row has no role: no such scenario
                 continue
-            parts = [estimate(rows[(f"{target}.{fault}", t)]["blast_radius"])
+            parts = [estimate(rows[(f"{target}.{fault}", t)]["blast_radius"], "blast_radius")
                      for t in ("split", "mono")]  # fmt: skip
             assert text.rstrip(" ▼▲") == " → ".join(parts)
 
@@ -177,18 +177,22 @@ def test_matrix_table_cells_equal_summary(matrix: Path) -> None:
 def test_findings_cover_every_scenario_once(plain: Path, matrix: Path) -> None:
     for folder in (plain, matrix):
         md = (folder / "report.md").read_text(encoding="utf-8")
-        findings = md.split("## Findings")[1].split("\n## ")[0]
+        findings = md.split("## Findings by mechanism")[1].split("\n## ")[0]
+        header = "| target |" if folder == matrix else "| scenario |"
+        rows = [line for line in findings.splitlines() if line.startswith("| ")]
+        rows = [r for r in rows if not r.startswith(header)]
         total = len({r["scenario"] for r in summary(folder)["rows"]})
-        better = re.search(r"### Where \S+ is better than \S+ \((\d+) of (\d+)", findings)
-        worse = re.search(r"### Where \S+ does not help or is worse than \S+ \((\d+) of", findings)
-        assert better and worse
-        assert int(better[1]) + int(worse[1]) == int(better[2]) == total
+        assert len(rows) == total
+        assert md.index("## Summary") < md.index("## Findings by mechanism")
+        first = md.split("## Summary")[1].split("\n## ")[0]
+        assert 3 <= sum(line.startswith("- ") for line in first.splitlines()) <= 5
 
 
 # ------------------------------------------------------------------------------ sections
 def test_report_sections_and_provenance(plain: Path) -> None:
     md = (plain / "report.md").read_text(encoding="utf-8")
-    headings = ["## What was done", "## Headline results", "## Findings"]
+    headings = ["## Summary", "## What was done", "## Findings by mechanism"]
+    headings += ["## How far to trust this"]
     headings += ["## Steady-state hypotheses", "## Assumptions", "## How to reproduce"]
     for heading in headings:
         assert heading in md
@@ -197,7 +201,9 @@ def test_report_sections_and_provenance(plain: Path) -> None:
     assert "virtchaos report " in md
     manifest = json.loads((plain / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["git_commit"] is None or manifest["git_commit"] in md
-    assert re.search(r"\d+ values sourced, \d+ assumed", md)
+    dirty, flat = manifest["git_dirty"], " ".join(md.split())
+    assert dirty is None or ("uncommitted changes" in flat) is dirty
+    assert re.search(r"\d+ values sourced, \d+ assumed", flat)
     assert "| topology split › daemon daemon-a |" in md
 
 
@@ -214,7 +220,7 @@ def test_assumption_table_lists_every_assumption(plain: Path) -> None:
 
 def test_timelines_reproduce_runs(plain: Path) -> None:
     md = (plain / "report.md").read_text(encoding="utf-8")
-    assert "Every re-run reproduced its metrics in `runs.jsonl` exactly." in md
+    assert "Every re-run reproduced its metrics in `runs.jsonl` exactly." in " ".join(md.split())
 
 
 # ------------------------------------------------------------------------------ figures
@@ -256,7 +262,7 @@ def test_html_is_self_contained(plain: Path) -> None:
     assert "<script" not in page.lower()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all(src.startswith("data:image/svg+xml;base64,") for src in images)
-    assert "<table>" in page and "<h2>Findings</h2>" in page
+    assert "<table>" in page and '<h2 id="findings-by-mechanism">Findings by mechanism</h2>' in page
 
 
 def test_report_is_deterministic(plain: Path, tmp_path: Path) -> None:
@@ -324,3 +330,50 @@ def test_report_without_model_files_still_has_tables(plain: Path, tmp_path: Path
         "blast-radius-bars.png",
         "blast-radius-bars.svg",
     ]
+
+
+def test_graph_shows_the_headline_fault(matrix: Path) -> None:
+    from sim.report.figures import headline_fault
+    from sim.report.findings import COUNTS, compared
+
+    res = load_results(matrix)
+    found = headline_fault(res)
+    assert found is not None
+    a, b = res.pairs[0]
+    gaps = {s: compared(res, s, "blast_radius", a, b) for s in res.scenarios}
+    counting = [c for c in gaps.values() if c and c.verdict in COUNTS]
+    best = max(abs(float(c.diff["diff_mean"])) for c in counting or [c for c in gaps.values() if c])
+    chosen = gaps[found[0]]
+    assert chosen is not None and abs(float(chosen.diff["diff_mean"])) == best
+    md = (matrix / "report.md").read_text(encoding="utf-8")
+    assert f"(scenario `{found[0]}`)" in " ".join(md.split())
+
+
+def test_timeline_panels_are_never_empty(plain: Path) -> None:
+    from sim.report import timelines
+
+    res = load_results(plain)
+    assert res.model is not None
+    for scenario in res.scenarios:
+        tl = timelines.record(res.model, scenario, res.topologies[0], int(res.summary["seed"]))
+        shown = timelines.panels(tl)
+        assert ("busy" in shown) is any(any(tl.busy[n][1]) for n in tl.daemons)
+        assert ("guests" in shown) is (any(tl.unmanageable[1]) or any(tl.lost[1]))
+
+
+def test_prose_fits_80_columns_and_tables_stay_whole(plain: Path) -> None:
+    md = (plain / "report.md").read_text(encoding="utf-8")
+    code = False
+    for line in md.splitlines():
+        code ^= line.startswith("```")
+        if not code and not line.startswith(("|", "![", "#", "```")):
+            assert len(line) <= 80 or " " not in line.strip(), line
+
+
+def test_facts_citations_link_into_the_repository(tmp_path: Path) -> None:
+    from sim.report.assumptions import FACTS, facts_link, link_citations
+
+    link = facts_link(tmp_path)
+    assert (tmp_path / link).resolve() == FACTS
+    text = link_citations("LIBVIRT-FACTS 3 and LIBVIRT-FACTS 1.2 (appendix)", link)
+    assert text == f"[LIBVIRT-FACTS 3]({link}) and [LIBVIRT-FACTS 1.2]({link}) (appendix)"

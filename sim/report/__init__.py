@@ -4,8 +4,9 @@
 
     results.py      read the folder back (manifest, summary, models)
     structure.py    matrix cells and sweep points from scenario names
-    fmt.py          the one number format (3 significant digits)
-    findings.py     statements generated from the numbers
+    fmt.py          number formats (prose; estimates with bounded intervals)
+    findings.py     statements generated from the numbers, grouped by mechanism
+    trust.py        how far to trust this: sensitivity, sim versus real
     tables.py       Markdown tables
     assumptions.py  every source: and assumption: of the models used
     plotting.py     matplotlib without pyplot; deterministic SVG and PNG
@@ -39,9 +40,17 @@ class ReportFiles:
 
 
 def write_report(
-    folder: Path, figures: bool = True, options: FigureOptions | None = None
+    folder: Path,
+    figures: bool = True,
+    options: FigureOptions | None = None,
+    sensitivity: Path | None = None,
+    validation: Path | None = None,
 ) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and (unless ``figures`` is false) ``figures/``.
+
+    ``sensitivity``: a results folder whose sweeps say which assumptions move the
+    conclusions (default: this folder's sweeps, or a sibling ``sensitivity/``);
+    ``validation``: a folder with ``compare.json``, the sim-versus-real table.
 
     Raises
     ------
@@ -54,7 +63,7 @@ def write_report(
     opts = options or FigureOptions()
     res = load_results(folder)
     figs = make_figures(res, opts) if figures else None
-    text = document.render(res, figs, opts.timelines)
+    text = document.render(res, figs, opts.timelines, sensitivity, validation)
     md_path, html_path = folder / "report.md", folder / "report.html"
     write_atomic(md_path, text)
     write_atomic(html_path, html.render(text, folder, f"{res.name}: fault-isolation report"))

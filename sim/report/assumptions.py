@@ -8,6 +8,7 @@ model (``topology NAME › daemon NAME › server NAME``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,19 @@ from sim.schema.common import Sourced
 from sim.schema.workload import ClientProfile
 
 IDENTITY = ("name", "uri", "path", "pattern")
+FACTS = Path(__file__).resolve().parents[2] / "docs" / "libvirt-facts.md"
+"""The facts document inside the repository that ``LIBVIRT-FACTS n`` citations refer to."""
+CITATION = re.compile(r"LIBVIRT-FACTS(?: \d+(?:\.\d+)*[a-z]?)?")
+
+
+def facts_link(folder: Path) -> str:
+    """The facts document relative to a report in ``folder`` (a POSIX path)."""
+    return Path(os.path.relpath(FACTS, folder.resolve())).as_posix()
+
+
+def link_citations(text: str, link: str) -> str:
+    """Every ``LIBVIRT-FACTS n`` in ``text`` as a Markdown link to the facts document."""
+    return CITATION.sub(lambda m: f"[{m[0]}]({link})", text)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.report.findings import PRIMARY, Verdict, verdict
-from sim.report.fmt import num
+from sim.report.fmt import value
 from sim.report.plotting import colour, errors, new_figure, note
 from sim.report.results import Results
 from sim.report.structure import MatrixLayout, SweepLayout
@@ -21,11 +21,18 @@ MARKERS = ("o", "s", "^", "D")
 LINES = ("-", "--", ":", "-.")
 NICE = {
     "blast_radius": "blast radius (fraction of running guests)",
-    "unmanageable_vm_seconds": "unmanageable guest-seconds",
+    "vms_lost": "guests lost",
+    "vms_unmanageable": "guests unmanageable",
+    "unmanageable_vm_seconds": "unmanageable guest-seconds (guests × s)",
+    "failed_operations": "failed management operations",
+    "time_to_recover_s": "time to recover (s)",
+    "api_p50_ms": "API latency, median (ms)",
+    "api_p99_ms": "API latency, 99th percentile (ms)",
     "daemon_init_cpu_ms": "daemon init CPU (ms)",
     "time_to_autostart_s": "time to autostart (s)",
     "time_to_ready_s": "time to ready (s)",
     "time_to_reconnect_s": "time to reconnect (s)",
+    "autostart_done": "guests autostarted",
 }
 
 
@@ -70,7 +77,7 @@ def heatmap(res: Results, layout: MatrixLayout) -> Figure:
         grid = _grid(res, layout, lambda s, t=topo: _mean(res, s, t))
         top = max(1.0, float(np.nanmax(grid, initial=0)))
         im = axes[k].imshow(grid, vmin=0, vmax=top, cmap="Reds", aspect="auto")
-        texts = {ij: num(v) for ij, v in np.ndenumerate(grid)}
+        texts = {ij: value(v, PRIMARY) for ij, v in np.ndenumerate(grid)}
         _annotate(axes[k], grid, texts, lambda v: v > 0.6)
         axes[k].set_title(topo)
         _axes_labels(axes[k], layout, k == 0)
@@ -80,9 +87,9 @@ def heatmap(res: Results, layout: MatrixLayout) -> Figure:
         im = axes[k].imshow(grid, vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
         texts = {ij: _diff_text(res, layout, ij, a, b) for ij, _ in np.ndenumerate(grid)}
         _annotate(axes[k], grid, texts, lambda v: abs(v) > 0.6)
-        axes[k].set_title(f"{b} − {a} (* 95% CI excludes 0)")
+        axes[k].set_title(f"{b} − {a} (* the difference counts)")
         _axes_labels(axes[k], layout, False)
-        fig.colorbar(im, ax=axes[k], label="paired difference", shrink=0.8)
+        fig.colorbar(im, ax=axes[k], label="paired difference (fraction of guests)", shrink=0.8)
     fig.suptitle(f"{res.name}: {label(PRIMARY)}, mean of {res.summary['replications']} runs")
     return fig
 
@@ -103,8 +110,8 @@ def _diff_text(res: Results, layout: MatrixLayout, ij: tuple[int, int], a: str, 
     sa = res.stat(scenario, a, PRIMARY) if scenario else None
     if c is None or sa is None:
         return ""
-    sig = verdict(c, int(sa["n"])) in (Verdict.LOWER, Verdict.HIGHER)
-    return num(c["diff_mean"]) + ("*" if sig else "")
+    sig = verdict(c, int(sa["n"]), PRIMARY) in (Verdict.LOWER, Verdict.HIGHER)
+    return value(float(c["diff_mean"]), PRIMARY) + ("*" if sig else "")
 
 
 def bars(
@@ -120,15 +127,16 @@ def bars(
     ends: list[float] = [0.0]
     for k, topo in enumerate(tops):
         stats = [res.stat(s, topo, metric) or _zero() for s in scenarios]
-        ends += [float(x) for st in stats for x in st["ci95"]]
+        err = errors(stats, metric)
+        ends += [float(st["mean"]) + e for st, e in zip(stats, err[1], strict=True)]
         ys = [-i - (k - (len(tops) - 1) / 2) * height for i in range(len(scenarios))]
         ax.barh(
-            ys, [s["mean"] for s in stats], height=height, xerr=errors(stats), capsize=2,
+            ys, [s["mean"] for s in stats], height=height, xerr=errors(stats, metric), capsize=2,
             color=colour(tops, topo), label=topo, error_kw={"elinewidth": 0.8},
         )  # fmt: skip
     ax.set_yticks([-i for i in range(len(scenarios))], scenarios)
     top = max(ends)
-    ax.set_xlim(min(ends) - 0.03 * (top or 1.0), (top or 1.0) * 1.05)
+    ax.set_xlim(0.0, (top or 1.0) * 1.05)
     ax.set_xlabel(f"{label(metric)}, mean with 95% CI")
     if fig is not None:
         fig.legend(loc="outside lower center", title="topology", ncols=len(tops))
@@ -149,13 +157,17 @@ def boot(res: Results, scenarios: Sequence[str], metrics: Sequence[str]) -> Figu
     for k, (ax, m) in enumerate(zip(axes, shown, strict=True)):
         bars(res, scenarios, m, ax)
         ax.set_title(_boot_title(m))
-        ax.set_xlabel("mean with 95% CI")
+        ax.set_xlabel(_boot_unit(m) + ", mean with 95% CI")
         if k:
             ax.tick_params(labelleft=False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", title="topology", ncols=4)
     fig.suptitle(f"{res.name}: boot overhead (mean of {res.summary['replications']} runs)")
     return fig
+
+
+def _boot_unit(metric: str) -> str:
+    return "daemons" if metric.startswith("daemons_running.t") else label(metric)
 
 
 def _boot_title(metric: str) -> str:
@@ -171,17 +183,33 @@ def sensitivity(res: Results, sweep: SweepLayout, metrics: Sequence[str]) -> Fig
     fig = new_figure(max(5.0, 3.6 * len(rest)) + 1, 2.6 * len(rows) + 1)
     axes = fig.subplots(len(rows), len(rest), squeeze=False, sharex=True, sharey="row")
     for i, m in enumerate(rows):
+        tops = [_curve(res, sweep, m, combo, axes[i][j]) for j, combo in enumerate(rest)]
+        top = max(tops, default=0.0) or 1.0
+        axes[i][0].set_ylim(0.0, top * 1.08)  # shared by the row: every topology in view
         for j, combo in enumerate(rest):
-            _curve(res, sweep, m, combo, axes[i][j])
             if j == 0:
                 axes[i][j].set_ylabel(label(m))
             if i == 0 and combo:
                 axes[i][j].set_title(_combo_title(sweep, combo))
             if i == len(rows) - 1:
-                axes[i][j].set_xlabel(sweep.axes[0])
+                axes[i][j].set_xlabel(axis_label(res, sweep.name, sweep.axes[0]))
     axes[0][0].legend(title="topology")
     fig.suptitle(f"{res.name}: sensitivity to {sweep.axes[0]} (sweep {sweep.name}), 95% CI")
     return fig
+
+
+def axis_label(res: Results, sweep: str, axis: str) -> str:
+    """A sweep axis in words: the parameter it sets (``clients.0.count``) and its name."""
+    exp = res.experiment
+    found = next((s for s in exp.sweeps if s.name == sweep), None) if exp else None
+    ax = next((a for a in found.axes if a.name == axis), None) if found else None
+    if ax is None:
+        return axis
+    unit = next((u for suffix, u in UNITS if ax.path.endswith(suffix)), "")
+    return f"{axis}: {ax.path}" + (f" ({unit})" if unit else "")
+
+
+UNITS = (("_ms", "ms"), ("_s", "s"), ("count", "callers"), ("workers", "workers"))
 
 
 def _combo_title(sweep: SweepLayout, combo: tuple[str, ...]) -> str:
@@ -200,21 +228,27 @@ def _nonzero(res: Results, sweep: SweepLayout, metric: str) -> bool:
     )
 
 
-def _curve(res: Results, sweep: SweepLayout, metric: str, combo: tuple[str, ...], ax: Axes) -> None:
+def _curve(
+    res: Results, sweep: SweepLayout, metric: str, combo: tuple[str, ...], ax: Axes
+) -> float:
+    """Draw one panel; the top of its highest error bar."""
     points = [p for p in sweep.points if p.labels[1:] == combo]
     numeric = sweep.numeric(0)
     if numeric:
         points.sort(key=lambda p: float(p.values[0]))
     xs = [float(p.values[0]) if numeric else float(i) for i, p in enumerate(points)]
+    top = 0.0
     for k, topo in enumerate(res.topologies):
         stats = [res.stat(p.scenario, topo, metric) or _zero() for p in points]
+        err = errors(stats, metric)
+        top = max([top, *(float(s["mean"]) + e for s, e in zip(stats, err[1], strict=True))])
         ax.errorbar(
-            xs, [s["mean"] for s in stats], yerr=errors(stats), capsize=3, markersize=4,
+            xs, [s["mean"] for s in stats], yerr=err, capsize=3, markersize=4,
             marker=MARKERS[k % len(MARKERS)], linestyle=LINES[k % len(LINES)],
             color=colour(res.topologies, topo), label=topo,
         )  # fmt: skip
     if not numeric:
         ax.set_xticks(xs, [p.labels[0] for p in points])
-    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
     if not points:
         note(ax, "no data")
+    return top

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sim.metrics import HEADLINE
-from sim.report import tables
-from sim.report.assumptions import collect, tally
+from sim.report import tables, trust
+from sim.report.assumptions import collect, facts_link, tally
 from sim.report.figures import FigureSet
-from sim.report.findings import PRIMARY, all_zero, boot_metrics, findings
+from sim.report.findings import PRIMARY, all_zero, boot_metrics, findings, rule, summary_sentences
 from sim.report.fmt import count, seconds
 from sim.report.plotting import Figured
 from sim.report.results import Results
@@ -99,21 +101,28 @@ def _scenario_block(res: Results, name: str, level: str) -> list[str]:
     return out + tables.scenario_table(res, name, _metrics(res)) + [""]
 
 
-def results_section(res: Results, figs: FigureSet | None) -> list[str]:
-    out = ["## Headline results", ""]
+def summary_section(res: Results, figs: FigureSet | None) -> list[str]:
+    """The answer first: generated sentences, the headline figure, the fault-matrix table."""
+    out = ["## Summary", "", *(f"- {line}" for line in summary_sentences(res)), ""]
+    out += _figs(figs, "results")
     layout = matrix_layout(res)
     if layout is not None and res.topologies:
         arrow = " → ".join(res.topologies)
-        legend = f"Each cell: blast radius in {arrow}, mean [95% CI] of "
+        legend = f"Each cell: blast radius in {arrow}, mean [95% Wilson interval] of "
         legend += f"{res.summary['replications']} replications"
         if res.pairs:
             a, b = res.pairs[0]
-            legend += (f"; ▼ significantly lower in {b} than in {a}, ▲ significantly higher "
-                       "(paired difference interval excludes 0)")  # fmt: skip
+            legend += (f"; ▼ lower in {b} than in {a}, ▲ higher, where the paired difference "
+                       f"counts ({rule(PRIMARY)})")  # fmt: skip
         out += ["### Fault matrix: blast radius", "", legend + ".", ""]
         out += [*tables.matrix_table(res, layout, PRIMARY), ""]
         out += ["Every metric of every matrix scenario is under *Detailed results*.", ""]
-    out += _figs(figs, "results")
+    return out
+
+
+def results_section(res: Results, figs: FigureSet | None) -> list[str]:
+    """Plain scenarios, sweeps and boot overhead (the matrix is in the summary)."""
+    out: list[str] = []
     for name in plain_scenarios(res):
         out += _scenario_block(res, name, "###")
     for sweep in sweep_layouts(res):
@@ -130,7 +139,7 @@ def results_section(res: Results, figs: FigureSet | None) -> list[str]:
         out += _figs(figs, f"sweep:{sweep.name}")
     if boot_metrics(res):
         out += ["### Boot overhead", "", *_figs(figs, "boot")]
-    return out
+    return ["## Results by scenario and sweep", "", *out] if out else []
 
 
 def hypotheses_section(res: Results) -> list[str]:
@@ -192,7 +201,8 @@ def assumptions_section(res: Results) -> list[str]:
         "the reason). " + tally(items).sentence(),
         "",
     ]
-    return out + tables.assumptions_table(items) + [""]
+    link = facts_link(res.folder)
+    return out + tables.assumptions_table(items, link) + [""]
 
 
 def reproduce_section(res: Results) -> list[str]:
@@ -203,7 +213,7 @@ def reproduce_section(res: Results) -> list[str]:
     run += f"--replications {res.summary['replications']} --out {folder}"
     facts = [
         f"- tool: {m.get('tool', 'virtchaos')} {m.get('version', '?')}",
-        f"- git commit: {m.get('git_commit') or 'unknown'}",
+        f"- git commit: {commit_line(m)}",
         f"- Python: {m.get('python', '?')} on {m.get('platform', '?')}",
         "- inputs and their SHA-256: `manifest.json`; every run: `runs.jsonl`",
     ]
@@ -211,13 +221,64 @@ def reproduce_section(res: Results) -> list[str]:
             *facts, ""]  # fmt: skip
 
 
-def render(res: Results, figs: FigureSet | None, timelines: bool = True) -> str:
+WIDTH = 80
+RISKY = re.compile(r"^(\d+[.)]|[-+*>#|]|=+$|!\[)(\s|$)")
+"""A continuation line that starts like this would change the Markdown's meaning."""
+
+
+def wrap(lines: list[str], width: int = WIDTH) -> list[str]:
+    """Prose paragraphs, bullets and notes filled to ``width`` columns for a terminal;
+    tables, figures, headings and code blocks as they are."""
+    out: list[str] = []
+    code = False
+    for line in lines:
+        if line.startswith("```"):
+            code = not code
+        if code or len(line) <= width or line.startswith(("|", "![", "#", "```")):
+            out.append(line)
+            continue
+        lead = "- " if line.startswith("- ") else "> " if line.startswith("> ") else ""
+        rest = "  " if lead == "- " else lead
+        filled = textwrap.wrap(line[len(lead):], width - len(lead), break_long_words=False,
+                               break_on_hyphens=False)  # fmt: skip
+        if any(RISKY.match(f) for f in filled[1:]):
+            out.append(line)
+            continue
+        out += [lead + filled[0], *(rest + f for f in filled[1:])]
+    return out
+
+
+def commit_line(m: dict[str, Any]) -> str:
+    """The commit that produced the results, and whether its tree had other changes."""
+    commit = m.get("git_commit")
+    if not commit:
+        return "unknown (not run from a git checkout)"
+    dirty = m.get("git_dirty")
+    if dirty is None:
+        return f"`{commit}` (whether the tree had uncommitted changes was not recorded)"
+    if dirty:
+        return (
+            f"`{commit}`, **with uncommitted changes** in the tree: the results may not be "
+            "reproducible from the commit alone"
+        )
+    return f"`{commit}` (clean tree)"
+
+
+def render(
+    res: Results,
+    figs: FigureSet | None,
+    timelines: bool = True,
+    sensitivity: Path | None = None,
+    validation: Path | None = None,
+) -> str:
     """The whole report.md."""
     parts: Sequence[list[str]] = (
         [f"# {res.name}: fault-isolation report", ""],
+        summary_section(res, figs),
+        ["## Findings by mechanism", "", *findings(res)],
+        trust.section(res, sensitivity, validation),
         what_was_done(res),
         results_section(res, figs),
-        ["## Findings", "", *findings(res)],
         hypotheses_section(res),
         timelines_section(res, figs, timelines),
         graphs_section(figs),
@@ -225,7 +286,7 @@ def render(res: Results, figs: FigureSet | None, timelines: bool = True) -> str:
         assumptions_section(res),
         reproduce_section(res),
     )
-    lines = [line for part in parts for line in part]
+    lines = wrap([line for part in parts for line in part])
     text = "\n".join(lines).rstrip() + "\n"
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")

@@ -4,7 +4,7 @@
 - boot overhead bars (when boot metrics were measured);
 - sensitivity curves (one per sweep);
 - timelines of replication 0 (re-run in-process, deterministic);
-- the dependency graph of each topology with the first fault's static reach.
+- the dependency graph of each topology with the headline fault's static reach.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.report import charts, graphs, timelines
-from sim.report.findings import BOOT_PREFIX, PRIMARY, boot_metrics
+from sim.report.findings import BOOT_PREFIX, COUNTS, PRIMARY, boot_metrics, compared, rule
 from sim.report.plotting import Figured, save, style
 from sim.report.results import Results
 from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts
@@ -66,7 +66,7 @@ def _summary_figures(res: Results, out: Path, fs: FigureSet) -> None:
         caption = (
             f"Blast radius per fault target (rows) and fault kind (columns), mean of "
             f"{res.summary['replications']} replications, one panel per topology{pair} "
-            "(* where the paired 95% interval excludes 0; n/a: no such target)."
+            f"(* where the paired difference counts: {rule(PRIMARY)}; n/a: no such target)."
         )
         fs.figures.append(Figured("blast-radius-heatmap", "Fault matrix", caption, "results"))
     plain = plain_scenarios(res)
@@ -153,8 +153,28 @@ def first_fault(res: Results) -> tuple[str, Fault] | None:
     return None
 
 
+def headline_fault(res: Results) -> tuple[str, Fault] | None:
+    """The fault of the headline finding: the scenario whose blast-radius difference
+    counts and is largest (then the largest blast radius), else the first fault."""
+    if res.model is None:
+        return None
+    faulty = [s for s in res.model.scenarios if s.faults and s.name in res.scenarios]
+    if not faulty or not res.pairs:
+        return first_fault(res)
+    a, b = res.pairs[0]
+
+    def weight(name: str) -> tuple[bool, float, float]:
+        c = compared(res, name, PRIMARY, a, b)
+        if c is None:
+            return False, 0.0, 0.0
+        return c.verdict in COUNTS, abs(float(c.diff["diff_mean"])), max(c.mean_a, c.mean_b)
+
+    best = max(faulty, key=lambda s: weight(s.name))
+    return best.name, best.faults[0]
+
+
 def _graph_figures(res: Results, out: Path, fs: FigureSet) -> None:
-    found = first_fault(res)
+    found = headline_fault(res)
     if found is None or res.model is None:
         return
     scenario, fault = found

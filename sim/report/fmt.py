@@ -1,8 +1,11 @@
 """Number formatting shared by every table, sentence and figure of the report.
 
-One rule everywhere (so a reader, and a test, can match the report against
-``summary.json``): three significant digits, no exponent for everyday magnitudes, trailing
-zeros dropped, ``-0`` printed as ``0``.
+Two rules.  :func:`num` (prose, axis ticks): three significant digits, trailing zeros
+dropped, ``-0`` printed as ``0``.  :func:`estimate` (a mean or a difference with its
+interval): the interval respects the metric's range (:func:`sim.stats.bounded`: Wilson for
+fractions, counts never below 0) and all three numbers share one number of decimals:
+2 for fractions (``0.00 [0.00, 0.11]``), else 3 significant digits of the largest of them
+(``49.7 [49.6, 49.9]``, ``1126 [1123, 1128]``), at most 3 decimals.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sim.metrics import PROPORTIONS, metric_range
+from sim.stats import bounded
+
 DIGITS = 3
+MAX_DECIMALS = 3
 
 
 def num(x: float | None) -> str:
@@ -30,15 +37,49 @@ def num(x: float | None) -> str:
     return f"{r:.{DIGITS - 1}e}"
 
 
-def interval(stat: Mapping[str, Any]) -> str:
-    """``[lo, hi]`` of a summary statistic or comparison (its ``ci95``)."""
-    lo, hi = stat["ci95"]
-    return f"[{num(lo)}, {num(hi)}]"
+def decimals(metric: str, *values: float) -> int:
+    """Decimals that show ``values`` of ``metric`` at the precision the reader needs."""
+    if metric in PROPORTIONS:
+        return 2
+    scale = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    if scale == 0:
+        return 0
+    return min(MAX_DECIMALS, max(0, DIGITS - 1 - math.floor(math.log10(scale))))
 
 
-def estimate(stat: Mapping[str, Any], key: str = "mean") -> str:
-    """``mean [lo, hi]`` (or ``diff_mean [lo, hi]`` with ``key='diff_mean'``)."""
-    return f"{num(stat[key])} {interval(stat)}"
+def fixed(x: float, places: int) -> str:
+    """``x`` with ``places`` decimals; never ``-0.00``."""
+    text = f"{x:.{places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def interval_of(stat: Mapping[str, Any], metric: str, key: str = "mean") -> tuple[float, float]:
+    """The displayed interval: a mean's respects the metric's range; a difference's is cut
+    to the widest possible difference."""
+    low, high = metric_range(metric)
+    if key == "mean":
+        return bounded(dict(stat), low, high)
+    lo, hi = (float(x) for x in stat["ci95"])
+    if high is not None:
+        span = high - low
+        lo, hi = max(-span, lo), min(span, hi)
+    return lo, hi
+
+
+def value(x: float, metric: str) -> str:
+    """One number of ``metric`` (a mean or a difference) at the report's precision."""
+    return fixed(x, decimals(metric, x))
+
+
+def estimate(stat: Mapping[str, Any], metric: str = "", key: str = "mean") -> str:
+    """``mean [lo, hi]`` (or ``diff_mean [lo, hi]`` with ``key='diff_mean'``); ``n/a``
+    when the value is undefined (null in the summary)."""
+    if stat.get(key) is None:
+        return "n/a"
+    lo, hi = interval_of(stat, metric, key)
+    mid = float(stat[key])
+    places = decimals(metric, mid, lo, hi)
+    return f"{fixed(mid, places)} [{fixed(lo, places)}, {fixed(hi, places)}]"
 
 
 def seconds(x: float) -> str:

@@ -72,10 +72,14 @@ def colour(topologies: Sequence[str], topology: str) -> str:
     return PALETTE[list(topologies).index(topology) % len(PALETTE)]
 
 
-def errors(stats: Sequence[dict[str, Any]]) -> list[list[float]]:
-    """Asymmetric error-bar lengths (below, above) from mean and 95% interval."""
-    below = [max(0.0, s["mean"] - s["ci95"][0]) for s in stats]
-    above = [max(0.0, s["ci95"][1] - s["mean"]) for s in stats]
+def errors(stats: Sequence[dict[str, Any]], metric: str = "") -> list[list[float]]:
+    """Asymmetric error-bar lengths (below, above) from the mean and the 95% interval the
+    tables show (:func:`sim.report.fmt.interval_of`: inside the metric's range)."""
+    from sim.report.fmt import interval_of
+
+    ivs = [interval_of(s, metric) if s.get("n") else (s["mean"], s["mean"]) for s in stats]
+    below = [max(0.0, s["mean"] - lo) for s, (lo, _) in zip(stats, ivs, strict=True)]
+    above = [max(0.0, hi - s["mean"]) for s, (_, hi) in zip(stats, ivs, strict=True)]
     return [below, above]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sim.report.assumptions import Provenance
+from sim.report.assumptions import Provenance, link_citations
 from sim.report.findings import Verdict, verdict
 from sim.report.fmt import estimate, num
 from sim.report.markdown import md_table
@@ -16,10 +16,11 @@ from sim.report.structure import MatrixLayout
 EXCLUDES = {
     Verdict.LOWER: "yes: lower",
     Verdict.HIGHER: "yes: higher",
+    Verdict.SMALL: "no: within tolerance",
     Verdict.SAME: "no",
     Verdict.UNKNOWN: "n/a",
 }
-MARK = {Verdict.LOWER: " ▼", Verdict.HIGHER: " ▲", Verdict.SAME: "", Verdict.UNKNOWN: ""}
+MARK = {Verdict.LOWER: " ▼", Verdict.HIGHER: " ▲"}
 
 
 Item = tuple[tuple[str, ...], str, str]
@@ -31,19 +32,19 @@ def compare_table(res: Results, first: Sequence[str], items: Sequence[Item]) -> 
     topologies, pairs = res.topologies, res.pairs
     header = [*first, *topologies]
     for a, b in pairs:
-        header += [f"{b} − {a}", "excludes 0"]
+        header += [f"{b} − {a}", "counts"]
     rows = []
     for lead, scenario, m in items:
         stats = [res.stat(scenario, t, m) for t in topologies]
         if all(s is None for s in stats):
             continue
-        row: list[object] = [*lead, *(estimate(s) if s else "–" for s in stats)]
+        row: list[object] = [*lead, *(estimate(s, m) if s else "–" for s in stats)]
         for a, b in pairs:
             c, sa = res.comparison(scenario, m, a, b), res.stat(scenario, a, m)
             if c is None or sa is None:
                 row += ["–", "–"]
             else:
-                row += [estimate(c, "diff_mean"), EXCLUDES[verdict(c, int(sa["n"]))]]
+                row += [estimate(c, m, "diff_mean"), EXCLUDES[verdict(c, int(sa["n"]), m)]]
         rows.append(row)
     return md_table(header, rows)
 
@@ -66,12 +67,12 @@ def matrix_table(res: Results, layout: MatrixLayout, metric: str) -> list[str]:
 
 def _matrix_cell(res: Results, scenario: str, metric: str) -> str:
     stats = [res.stat(scenario, t, metric) for t in res.topologies]
-    text = " → ".join(estimate(s) if s else "–" for s in stats)
+    text = " → ".join(estimate(s, metric) if s else "–" for s in stats)
     if res.pairs:
         a, b = res.pairs[0]
         c, sa = res.comparison(scenario, metric, a, b), res.stat(scenario, a, metric)
         if c is not None and sa is not None:
-            text += MARK[verdict(c, int(sa["n"]))]
+            text += MARK.get(verdict(c, int(sa["n"]), metric), "")
     return text
 
 
@@ -106,6 +107,13 @@ def hypotheses_table(checks: Sequence[dict[str, Any]]) -> list[str]:
     return md_table(header, rows)
 
 
-def assumptions_table(items: Sequence[Provenance]) -> list[str]:
-    rows = [[p.obj, f"`{p.file}`", p.source or "–", p.assumption or "–"] for p in items]
+def assumptions_table(items: Sequence[Provenance], facts: str | None = None) -> list[str]:
+    """Every block with provenance; ``LIBVIRT-FACTS n`` linked to ``facts`` when given."""
+
+    def cited(text: str | None) -> str:
+        if not text:
+            return "–"
+        return link_citations(text, facts) if facts else text
+
+    rows = [[p.obj, f"`{p.file}`", cited(p.source), cited(p.assumption)] for p in items]
     return md_table(["object", "file", "source", "assumption"], rows)

@@ -214,19 +214,45 @@ def describe_action(action: Action) -> str:
     return f"{action.kind} of {action.target} at {num(action.at_s)} s"
 
 
+def panels(tl: Timeline) -> list[str]:
+    """The panels of one topology that have something to show (no empty panels)."""
+    out = ["states"]
+    if any(any(tl.busy[n][1]) for n in tl.daemons):
+        out.append("busy")
+    if any(tl.unmanageable[1]) or any(tl.lost[1]):
+        out.append("guests")
+    return out
+
+
+def _missing(shown: Sequence[str]) -> str:
+    gone = [what for key, what in (("busy", "no worker busy at any sample"),
+            ("guests", "no guest unmanageable or lost")) if key not in shown]  # fmt: skip
+    return f" ({'; '.join(gone)})" if gone else ""
+
+
+HEIGHT = {"busy": 1.1, "guests": 1.0}
+DRAW = {"busy": _busy, "guests": _guests}
+
+
 def figure(title: str, timelines: Sequence[Timeline]) -> Figure:
-    """Topologies stacked on one time axis: states, busy workers, guests."""
+    """Topologies stacked on one time axis: states, busy workers, guests (a panel only
+    when it has something to show; the topology's title says which were left out)."""
     ratios: list[float] = []
-    for tl in timelines:
-        ratios += [0.26 * len(tl.daemons) + 0.4, 1.1, 1.0]
+    shown = [panels(tl) for tl in timelines]
+    for tl, ps in zip(timelines, shown, strict=True):
+        ratios += [0.26 * len(tl.daemons) + 0.4, *(HEIGHT[p] for p in ps[1:])]
     fig = new_figure(11, sum(ratios) + 1.2)
-    axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios)
-    for k, tl in enumerate(timelines):
-        trio = axes[3 * k : 3 * k + 3]
-        _states(trio[0], tl)
-        _busy(trio[1], tl)
-        _guests(trio[2], tl)
-        for ax in trio:
+    axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios, squeeze=False)[:, 0]
+    k = 0
+    for tl, ps in zip(timelines, shown, strict=True):
+        mine = axes[k : k + len(ps)]
+        k += len(ps)
+        _states(mine[0], tl)
+        mine[0].set_title(f"topology {tl.topology}{_missing(ps)}", loc="left",
+                          fontweight="bold")  # fmt: skip
+        for ax, p in zip(mine[1:], ps[1:], strict=True):
+            DRAW[p](ax, tl)
+        for ax in mine:
             _shade(ax, tl)
     axes[-1].set_xlabel("simulated time (s)")
     axes[-1].set_xlim(0, max(tl.end for tl in timelines))

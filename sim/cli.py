@@ -196,6 +196,9 @@ def run(
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     force: Annotated[bool, typer.Option(help="Overwrite a finished results folder.")] = False,
+    calibration: Annotated[
+        Path | None, typer.Option(help="A catalog overlay of measured service times.")
+    ] = None,
 ) -> None:
     """Run every scenario in every topology; write the results folder; print a summary.
 
@@ -216,7 +219,7 @@ def run(
 
             try:
                 outcome = run_experiment(
-                    experiment, out, replications, seed, jobs, force, progress=progress
+                    experiment, out, replications, seed, jobs, force, progress, calibration
                 )
             except KeyboardInterrupt:
                 _err("interrupted: finished runs are kept; run the same command to resume")
@@ -492,6 +495,11 @@ def gate(
         typer.echo(f"result: {verdict}")
     if (update_baseline and not held) or (not update_baseline and not result.passed):
         raise typer.Exit(EXIT_DEVIATED)
+
+
+from sim.realhost.cli import register as _register_realhost  # noqa: E402
+
+_register_realhost(app)
 
 
 def main() -> None:

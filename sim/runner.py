@@ -85,8 +85,10 @@ def run_one(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(path: str, topologies: dict[str, str] | None = None) -> None:
-    model = load_experiment(path)
+def _init_worker(
+    path: str, topologies: dict[str, str] | None = None, calibration: str | None = None
+) -> None:
+    model = load_experiment(path, calibration)
     _WORKER["model"] = substitute_topologies(model, topologies) if topologies else model
 
 
@@ -124,7 +126,11 @@ def execute(
     with cf.ProcessPoolExecutor(
         max_workers=jobs,
         initializer=_init_worker,
-        initargs=(str(path), {k: str(v) for k, v in (topologies or {}).items()}),
+        initargs=(
+            str(path),
+            {k: str(v) for k, v in (topologies or {}).items()},
+            None if model.calibration is None else str(model.calibration),
+        ),
     ) as pool:
         futures = [pool.submit(_work, task, seed) for task in tasks]
         try:
@@ -231,6 +237,8 @@ def input_files(model: ExperimentModel) -> list[Path]:
     files |= {imp.path.resolve() for imp in model.workload.imports}
     for s in model.systems:
         files |= {s.topology.path.resolve(), s.catalog.path.resolve()}
+    if model.calibration is not None:
+        files.add(model.calibration.resolve())
     return sorted(files)
 
 
@@ -266,6 +274,7 @@ def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) ->
         "platform": platform.platform(),
         "command": sys.argv,
         "experiment_file": str(model.experiment.path.resolve()),
+        **({"calibration": str(model.calibration.resolve())} if model.calibration else {}),
         "inputs": {str(p): sha256(p) for p in input_files(model)},
         "experiment": model.doc.model_dump(mode="json"),
         "topologies": [s.topology.doc.model_dump(mode="json") for s in model.systems],
@@ -305,8 +314,9 @@ def run_experiment(
     jobs: int = 1,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    calibration: Path | None = None,
 ) -> Outcome:
-    model = load_experiment(path)
+    model = load_experiment(path, calibration)
     reps = replications if replications is not None else model.doc.replications
     seed = seed if seed is not None else model.doc.seed
     folder = out or Path("results") / model.doc.name / run_id(model, seed, reps)

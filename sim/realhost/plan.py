@@ -254,10 +254,15 @@ def probe_of(workload: Workload, sc: RealScenario) -> Probe:
     )
 
 
-def workload_guests(workload: Workload) -> list[str]:
-    out = []
+def guest_groups(workload: Workload) -> dict[str, str]:
+    """Guest name -> its group, as the engine names guests (``<group>-<i>`` when count > 1)."""
+    out = {}
     for g in workload.guests:
-        if not g.running:
-            continue
-        out += [g.name] if g.count == 1 else [f"{g.name}-{i}" for i in range(g.count)]
+        for name in [g.name] if g.count == 1 else [f"{g.name}-{i}" for i in range(g.count)]:
+            out[name] = g.name
     return out
+
+
+def workload_guests(workload: Workload) -> list[str]:
+    running = {g.name for g in workload.guests if g.running}
+    return [name for name, group in guest_groups(workload).items() if group in running]

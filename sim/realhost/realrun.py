@@ -23,7 +23,7 @@ from sim.engine.trace import CallRecord, Collector
 from sim.metrics import Window, compute
 from sim.realhost import testbed as tb
 from sim.realhost.lv import Caller, RealHostError, connect, ensure_event_loop, error_text, library
-from sim.realhost.plan import Inputs, Plan, Step, probe_of, workload_guests
+from sim.realhost.plan import Inputs, Plan, Step, guest_groups, probe_of, workload_guests
 from sim.realhost.spec import RealHost
 from sim.schema.workload import CallSpec, ClientDecl, ClientProfile, Probe
 
@@ -192,10 +192,11 @@ def _targets(run: Run, spec: CallSpec) -> list[str | None]:
         return [None]
     if spec.target == "object":
         return [spec.object or spec.object_kind]
+    groups = guest_groups(run.inputs.workload)
     names = [
         g
         for g in workload_guests(run.inputs.workload)
-        if spec.group is None or g.rsplit("-", 1)[0] == spec.group
+        if spec.group is None or groups[g] == spec.group
     ]
     if spec.target == "each-guest":
         return list(names)

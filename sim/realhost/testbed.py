@@ -437,6 +437,8 @@ def down(host: RealHost, prefix: Path, keep: bool = False) -> list[str]:
     """Stop everything the testbed started; what was done, one line each."""
     paths = Paths(prefix)
     state = State.read(paths)
+    if not paths.state.exists():
+        return [f"nothing to do: no testbed at {prefix}"]
     done: list[str] = []
     set_blocked(paths, False)
     topo = host.topology(state.topology)
@@ -487,6 +489,8 @@ def _destroy_guests(
 def status(host: RealHost, prefix: Path) -> dict[str, Any]:
     paths = Paths(prefix)
     state = State.read(paths)
+    if not paths.state.exists():
+        state.topology = host.topologies[0].name
     topo = host.topology(state.topology)
     daemons = {}
     for d in topo.daemons:

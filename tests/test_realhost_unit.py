@@ -264,3 +264,19 @@ def test_engine_code_names_no_daemon() -> None:
 @pytest.mark.skipif(shutil.which("fusermount") is None, reason="needs fusermount")
 def test_is_mounted_reads_the_mount_table(tmp_path: Path) -> None:
     assert tb.is_mounted(Path("/proc")) and not tb.is_mounted(tmp_path)
+
+
+def test_cli_run_takes_a_calibration_and_compare_reports_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sim import cli
+
+    runner = CliRunner()
+    exp = _experiment(tmp_path, "")
+    args = ["run", str(exp), "--replications", "1", "--out", str(tmp_path / "r")]
+    result = runner.invoke(cli.app, [*args, "--calibration", str(FIX / "overlay.yaml")])
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["calibration"].endswith("overlay.yaml")
+    bad = runner.invoke(cli.app, ["compare", str(tmp_path / "r"), str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "not a real run" in bad.stderr

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, SimError
 from sim.realhost.lv import RealHostError
 
 EXIT_INVALID = 2
@@ -38,7 +38,7 @@ def _guard() -> Iterator[None]:
         for issue in err.issues:
             typer.echo(str(issue), err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    except (RealHostError, KeyError) as err:
+    except (RealHostError, SimError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         typer.echo(f"error: {msg}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -147,3 +147,23 @@ def test_down_leaves_nothing_running(bed: tuple[RealHost, Path]) -> None:
     assert all(tb.proc_state(p) == "dead" for p in pids)
     assert not tb.is_mounted(tb.Paths(prefix).mount)
     assert not prefix.exists()
+
+
+def test_modular_testbed_when_a_build_is_there(tmp_path: Path) -> None:
+    """The modular daemons from a meson build of Debian's source (skipped without one)."""
+    host = tb.load_host(HOST)
+    modular = host.topology("modular")
+    missing = [d.binary for d in modular.daemons if tb.shutil.which(d.binary) is None]
+    if missing or tb.preflight(host):
+        pytest.skip(f"no modular build here ({', '.join(missing) or 'preflight'})")
+    prefix = Path(f"/var/tmp/virtchaos-ci-mod-{os.getpid()}")
+    try:
+        st = tb.up(host, prefix, guests=1, topology="modular")
+        assert st["up"] and set(st["daemons"]) == {d.name for d in modular.daemons}
+        conn = connect(st["uri"])
+        pools = [p.name() for p in conn.listAllStoragePools()]  # forwarded to the storage daemon
+        conn.close()
+        assert host.pool.name in pools
+    finally:
+        tb.down(host, prefix)
+    assert not prefix.exists()

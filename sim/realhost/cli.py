@@ -73,12 +73,15 @@ def testbed_up(
     topology: Annotated[
         str, typer.Option(help="Daemon layout of the host description.")
     ] = "monolithic",
+    modular: Annotated[
+        bool, typer.Option("--modular", help="Same as --topology modular (a meson build).")
+    ] = False,
 ) -> None:
     """Start the daemons, the FUSE-backed pool and the guests (idempotent)."""
     from sim.realhost import testbed as tb
 
     with _guard():
-        _print_status(tb.up(_host(host), prefix, guests, topology))
+        _print_status(tb.up(_host(host), prefix, guests, "modular" if modular else topology))
 
 
 @testbed_app.command("down")

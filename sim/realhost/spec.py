@@ -34,6 +34,7 @@ class DaemonSpec(Sourced):
         description="listening socket under the run directory: ready when it answers"
     )
     settings: dict[str, str | int | list[str]] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="environment for the daemon")
 
 
 class Topology(Strict):

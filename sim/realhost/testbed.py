@@ -249,14 +249,15 @@ def start_daemon(host: RealHost, paths: Paths, topo: Topology, d: DaemonSpec) ->
     if daemon_pid(paths, d) is not None:
         return 0.0
     (paths.run / d.pidfile).unlink(missing_ok=True)
-    argv = " ".join(shlex.quote(a) for a in _daemon_argv(host, d))
+    env = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(d.env.items()))
+    argv = env + " ".join(shlex.quote(a) for a in _daemon_argv(host, d))
     ns = namespace_pid(host, paths, topo)
     t0 = time.monotonic()
     if ns is None:
-        script = " && ".join([*_mount_script(host, paths), f"exec {argv}"])
+        script = " && ".join([*_mount_script(host, paths), f"exec env {argv}"])
         cmd = ["unshare", "-m", "-n", "--propagation", "private", "sh", "-c", script]
     else:
-        cmd = ["nsenter", "-t", str(ns), "-m", "-n", "sh", "-c", f"exec {argv}"]
+        cmd = ["nsenter", "-t", str(ns), "-m", "-n", "sh", "-c", f"exec env {argv}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     if out.returncode != 0:
         raise RealHostError(f"{d.name} did not start: {out.stderr.strip() or out.returncode}")

@@ -230,6 +230,9 @@ def run(
         bool,
         typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
     ] = True,
+    calibration: Annotated[
+        Path | None, typer.Option(help="A catalog overlay of measured service times.")
+    ] = None,
 ) -> None:
     """Run every scenario in every topology; write the results folder; print a summary.
 
@@ -267,6 +270,7 @@ def run(
                     progress,
                     warn,
                     size_check=size_check,
+                    calibration=calibration,
                 )
         except KeyboardInterrupt as exc:
             kept = (
@@ -562,6 +566,11 @@ def gate(
         typer.echo(f"result: {verdict}")
     if (update_baseline and not held) or (not update_baseline and not result.passed):
         raise typer.Exit(EXIT_DEVIATED)
+
+
+from sim.realhost.cli import register as _register_realhost  # noqa: E402
+
+_register_realhost(app)
 
 
 def main() -> None:

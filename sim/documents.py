@@ -71,6 +71,20 @@ def _import_map(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
     return m.name, (*counts, ("routes", len(m.routes)))
 
 
+def _overlay(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
+    from sim.schema.overlay import CatalogOverlay
+
+    o = load_as(path, CatalogOverlay).doc
+    return o.name, (("procedures", len(o.procedures)), ("measurements", len(o.measurements)))
+
+
+def _realhost(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
+    from sim.realhost.spec import RealHost
+
+    h = load_as(path, RealHost).doc
+    return h.name, (("topologies", len(h.topologies)), ("procedures", len(h.procedures)))
+
+
 LOADERS: dict[str, Callable[[Path], tuple[str, tuple[tuple[str, int], ...]]]] = {
     "topology": _topology,
     "workload": _workload,
@@ -78,6 +92,8 @@ LOADERS: dict[str, Callable[[Path], tuple[str, tuple[tuple[str, int], ...]]]] = 
     "catalog": _catalog,
     "client-profiles": _profiles,
     "import-map": _import_map,
+    "catalog-overlay": _overlay,
+    "realhost": _realhost,
 }
 
 

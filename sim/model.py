@@ -211,6 +211,7 @@ class ExperimentModel:
     systems: list[System]
     workload: WorkloadModel
     scenarios: list[Scenario] = field(default_factory=list)
+    calibration: Path | None = None
     _resolved: dict[tuple[str, str], tuple[System, WorkloadModel]] = field(default_factory=dict)
 
     @property
@@ -262,7 +263,9 @@ def load_workload(path: str | Path) -> WorkloadModel:
     return model
 
 
-def load_experiment(path: str | Path) -> ExperimentModel:
+def load_experiment(path: str | Path, calibration: str | Path | None = None) -> ExperimentModel:
+    """Load an experiment and everything it names; apply a catalog overlay when one is
+    given (``calibration``, else the experiment's ``calibration:`` key)."""
     from sim.checks import check_experiment
 
     exp = load_as(path, Experiment)
@@ -286,6 +289,12 @@ def load_experiment(path: str | Path) -> ExperimentModel:
     _raise(issues)
     model = ExperimentModel(exp, systems, workload, scenarios)
     _raise(check_experiment(model))
+    if calibration is None and exp.doc.calibration is not None:
+        calibration = exp.resolve(exp.doc.calibration)
+    if calibration is not None:
+        from sim.calibration import calibrate_model
+
+        model = calibrate_model(model, calibration)
     return model
 
 

@@ -54,7 +54,7 @@ def experiment_of(manifest: dict[str, Any]) -> ExperimentModel:
     path = manifest.get("experiment_file")
     if not path or not Path(path).is_file():
         raise ResultsError(f"the experiment file {path!r} named in the manifest is missing")
-    return load_experiment(path)
+    return load_experiment(path, manifest.get("calibration"))
 
 
 def replay(

@@ -108,8 +108,10 @@ def defined(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(path: str, topologies: dict[str, str] | None = None) -> None:
-    model = load_experiment(path)
+def _init_worker(
+    path: str, topologies: dict[str, str] | None = None, calibration: str | None = None
+) -> None:
+    model = load_experiment(path, calibration)
     _WORKER["model"] = substitute_topologies(model, topologies) if topologies else model
 
 
@@ -156,8 +158,9 @@ def execute(
             yield run_one(model, task, seed)[0]
         return
     subst = {k: str(v) for k, v in (topologies or {}).items()}
+    cal = None if model.calibration is None else str(model.calibration)
     work = functools.partial(_work, seed=seed)
-    yield from imap_unordered(work, tasks, jobs, _init_worker, (str(path), subst))
+    yield from imap_unordered(work, tasks, jobs, _init_worker, (str(path), subst, cal))
 
 
 # ---------------------------------------------------------------------------- summary
@@ -272,6 +275,8 @@ def input_files(model: ExperimentModel) -> list[Path]:
     files |= {imp.path.resolve() for imp in model.workload.imports}
     for s in model.systems:
         files |= {s.topology.path.resolve(), s.catalog.path.resolve()}
+    if model.calibration is not None:
+        files.add(model.calibration.resolve())
     return sorted(files)
 
 
@@ -323,6 +328,7 @@ def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) ->
         "platform": platform.platform(),
         "command": sys.argv,
         "experiment_file": str(model.experiment.path.resolve()),
+        **({"calibration": str(model.calibration.resolve())} if model.calibration else {}),
         "inputs": {str(p): sha256(p) for p in input_files(model)},
         "experiment": model.doc.model_dump(mode="json"),
         "topologies": [s.topology.doc.model_dump(mode="json") for s in model.systems],
@@ -387,6 +393,7 @@ def run_experiment(
     progress: Callable[[int, int], None] | None = None,
     warn: Warn | None = None,
     size_check: bool = True,
+    calibration: Path | None = None,
 ) -> Outcome:
     """Run ``path`` into a results folder (:mod:`sim.resultsdir` says which folders may be
     written); resume an interrupted run of the same inputs.
@@ -395,7 +402,7 @@ def run_experiment(
     a run killed at any moment and run again gives the same bytes as one never interrupted.
     """
     say = warn or (lambda _: None)
-    model = load_experiment(path)
+    model = load_experiment(path, calibration)
     reps = replications if replications is not None else model.doc.replications
     if size_check:
         check_size(model, reps)

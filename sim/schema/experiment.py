@@ -293,7 +293,9 @@ class Experiment(Strict):
     the running guests).  ``start: boot`` begins at power-on: no guest runs, autostart
     guests start when the daemon hosting their driver first starts.  ``snapshots_s`` adds
     metrics ``daemons_running.t<T>`` (how many daemons run at time T).  Scenarios come from
-    ``scenarios``, the expanded ``matrix`` and the expanded ``sweeps``.
+    ``scenarios``, the expanded ``matrix`` and the expanded ``sweeps``.  ``calibration``
+    names a catalog overlay (``kind: catalog-overlay``) whose measured service times replace
+    the catalog's (``run --calibration`` overrides it).
     """
 
     kind: Literal["experiment"]
@@ -313,6 +315,7 @@ class Experiment(Strict):
     matrix: Matrix | None = None
     sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    calibration: str | None = None
 
     @field_validator("snapshots_s")
     @classmethod

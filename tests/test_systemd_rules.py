@@ -284,6 +284,21 @@ def test_trigger_limit_fails_the_socket():
 # ======================================================================== dependencies
 
 
+def test_a_start_whose_bound_unit_hit_its_start_limit_fails_with_dependency():
+    # daemon-a's service BindsTo= daemon-b's, which crash-loops into its start limit; a
+    # connection to daemon-a afterwards triggers a start that cannot pull daemon-b in, so
+    # the start job fails ("dependency") and daemon-a stays down
+    system = variant(units={A_SVC: {"binds_to": [B_SVC], "restart": "no"}})
+    faults = [crash_loop(5, daemon=B, after=0.05)]
+    sim = make_sim(system, scenario=scenario(faults=faults))
+    late = call_at(sim, 6, HV, "hvList")  # daemon-b's 6th start in 10 s is refused
+    c = run(sim, 9)
+    assert sim.manager.units[B_SVC].state == "failed"
+    assert [w for _, _, w in trace(c, A_SVC, since=5.9)] == ["dependency-failed"]
+    assert not sim.daemons[A].alive
+    assert (late.ok, late.error) == (False, "connect: econnrefused")
+
+
 def test_binds_to_stopping_the_socket_stops_the_bound_service():
     system = variant(units={A_SVC: {"requires": [], "binds_to": [A_SOCK]}})
     sim = make_sim(system, scenario=scenario(actions=[action("stop", 10, unit=A_SOCK)]))

@@ -248,13 +248,20 @@ class Manager:
             self._pull_deps(unit, reason)
         return True
 
-    def _pull_deps(self, unit: UnitRT, reason: str) -> None:
+    def _pull_deps(self, unit: UnitRT, reason: str) -> list[str]:
+        """Stop what ``unit`` conflicts with, start what it needs; the ``Requires=`` and
+        ``BindsTo=`` units whose start was refused (their start limit is hit)."""
         spec = unit.spec
         for other in spec.conflicts + self.conflicted_by.get(unit.name, []):
             if other in self.units and self.units[other].state in (ACTIVE, ACTIVATING, LISTENING):
                 self.stop(other, f"conflicts with {unit.name}")
-        for other in spec.requires + spec.binds_to + spec.wants:
+        refused = []
+        for other in spec.requires + spec.binds_to:
+            if not self.start(other, f"{reason} via {unit.name}") and other in self.units:
+                refused.append(other)
+        for other in spec.wants:
             self.start(other, f"{reason} via {unit.name}")
+        return refused
 
     def _start_socket(self, sock: SocketRT, reason: str) -> bool:
         if sock.listening:
@@ -271,7 +278,12 @@ class Manager:
         if svc.start_limit_hit():
             self._start_limit_failure(svc)
             return False
-        self._pull_deps(svc, reason)
+        refused = self._pull_deps(svc, reason)
+        if refused:
+            # a start job whose required unit cannot start fails ("dependency"); the unit
+            # stays as it was
+            self.sim.collector.emit(self.sim.env.now, svc.name, "dependency-failed", on=refused)
+            return False
         svc.result = ""
         svc.set_state(ACTIVATING, reason=reason)
         self.sim.env.process(self._run_start(svc))

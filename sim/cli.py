@@ -561,9 +561,7 @@ def gate(
             typer.echo(f"baseline written: {baseline}")
         elif update_baseline:
             typer.echo("a hypothesis deviated: baseline NOT written")
-        failed = sum(1 for c in result.cases if not c.passed)
-        verdict = "PASS" if result.passed else f"FAIL ({failed} of {len(result.cases)} cases)"
-        typer.echo(f"result: {verdict}")
+        typer.echo(f"result: {g.verdict(result)}")
     if (update_baseline and not held) or (not update_baseline and not result.passed):
         raise typer.Exit(EXIT_DEVIATED)
 

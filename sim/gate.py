@@ -352,14 +352,23 @@ def to_junit(result: GateResult) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def verdict(result: GateResult) -> str:
+    """``PASS``, or ``FAIL (N of M cases[, K static risks])`` as the terminal and the
+    Markdown print it (the static diff counts as a case of its own in the JUnit file)."""
+    if result.passed:
+        return "PASS"
+    failed = sum(1 for c in result.cases if not c.passed)
+    risks = sum(len(rs) for rs in result.static.values())
+    tail = f", {risks} static risk{'s' if risks != 1 else ''}" if risks else ""
+    return f"FAIL ({failed} of {len(result.cases)} cases{tail})"
+
+
 def to_markdown(result: GateResult) -> str:
+    verdict_text = verdict(result)
     failed = [c for c in result.cases if not c.passed]
-    verdict = "PASS" if result.passed else f"FAIL ({len(failed)} of {len(result.cases)} cases)"
     static = [(n, r) for n, rs in sorted(result.static.items()) for r in rs]
-    if static:
-        verdict = f"FAIL ({len(failed)} of {len(result.cases)} cases, {len(static)} static risks)"
     lines = [
-        f"### virtchaos gate `{result.experiment}`: {verdict}",
+        f"### virtchaos gate `{result.experiment}`: {verdict_text}",
         "",
         f"Seed {result.seed}, {result.replications} replications; baseline `{result.baseline}`.",
     ]

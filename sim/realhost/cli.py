@@ -210,17 +210,22 @@ def compare_cmd(
     sim_results: Annotated[Path, typer.Argument(help="A simulated results folder.")],
     real_results: Annotated[Path, typer.Argument(help="A real results folder (realrun).")],
     markdown: Annotated[Path | None, typer.Option(help="Also write the report here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the rows as JSON (report --validation reads it)."),
+    ] = None,
 ) -> None:
     """Simulated versus real, per scenario, metric and probe class, with verdicts."""
-    from sim.realhost.compare import compare, to_markdown
+    from sim.realhost.compare import compare, to_json, to_markdown
 
     with _guard():
         result = compare(sim_results, real_results)
         text = to_markdown(result)
         typer.echo(text, nl=False)
-        if markdown is not None:
-            markdown.parent.mkdir(parents=True, exist_ok=True)
-            markdown.write_text(text, encoding="utf-8")
+        for path, body in ((markdown, text), (json_out, to_json(result))):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(body, encoding="utf-8")
 
 
 def register(app: typer.Typer) -> None:

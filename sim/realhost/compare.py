@@ -153,6 +153,24 @@ def _fmt(x: float, ci: tuple[float, float] | None) -> str:
     return f"{x:.4g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and ci[0] != ci[1] else "")
 
 
+def to_json(c: Comparison) -> str:
+    """The rows as ``{"rows": [...]}`` (scenario, topology, metric, sim, real, tolerance,
+    verdict), for the report's "How far to trust this" table."""
+    rows = [
+        {
+            "scenario": r.scenario,
+            "topology": r.topology,
+            "metric": r.what,
+            "sim": round(r.sim, 4),
+            "real": round(r.real, 4),
+            "tolerance": round(r.tolerance, 4),
+            "verdict": "agree" if r.agrees else "differ",
+        }
+        for r in c.rows
+    ]
+    return json.dumps({"rows": rows}, indent=1, allow_nan=False) + "\n"
+
+
 def to_markdown(c: Comparison) -> str:
     h = c.host
     lines = [

@@ -115,17 +115,21 @@ def begin_job(
 
 
 def monitor(
-    sim: Simulation, target: str, delay: float, hold: Hold
+    sim: Simulation, target: str, delay: float, hold: Hold, on_cpu: bool = False
 ) -> Generator[simpy.Event, Any, str]:
-    """Work done by guest ``target``'s process, with the object's lock released meanwhile:
-    ``""``, or ``eof`` if the process died.  Blocks while the guest's monitor is hung."""
+    """Work done by guest ``target``'s process, with the object's lock released meanwhile
+    (on the host's CPU when ``on_cpu``): ``""``, or ``eof`` if the process died.  Blocks
+    while the guest's monitor is hung."""
     guest = sim.guests.by_name.get(target)
     hold.drop()
     err = ""
     if guest is not None and guest.monitor_block is not None:
         err = yield guest.monitor_block
     if not err:
-        yield sim.env.timeout(delay)
+        if on_cpu:
+            yield from sim.cpu.run(delay)
+        else:
+            yield sim.env.timeout(delay)
         block = guest.monitor_block if guest is not None else None
         if block is not None and block.triggered and block.value == "eof":
             err = "eof"  # the process died while it answered

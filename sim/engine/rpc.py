@@ -373,7 +373,7 @@ def execute(
             if d.slow:
                 delay *= sim.slow_factor(d, proc)
             if proc.monitor and target is not None:
-                err = yield from monitor(sim, target, delay, hold)
+                err = yield from monitor(sim, target, delay, hold, proc.on_cpu)
                 if err:
                     result = False, err
             elif proc.on_cpu:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from sim.errors import ConfigError, SimError
 from sim.realhost.lv import RealHostError
 
 EXIT_INVALID = 2
@@ -30,21 +29,17 @@ DEFAULT_HOST = Path("models/libvirt/realhost.yaml")
 
 @contextmanager
 def _guard() -> Iterator[None]:
-    try:
-        yield
-    except (typer.Exit, typer.Abort):
-        raise
-    except ConfigError as err:
-        for issue in err.issues:
-            typer.echo(str(issue), err=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    except (RealHostError, SimError, KeyError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        typer.echo(f"error: {msg}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    except Exception as err:
-        typer.echo(f"internal error: {type(err).__name__}: {err}", err=True)
-        raise typer.Exit(EXIT_INTERNAL) from None
+    """The main CLI's error mapping (:func:`sim.cli._guard`), plus the real host's own
+    errors and unknown names, which are bad input (exit 2)."""
+    from sim.cli import _guard as guard
+
+    with guard():
+        try:
+            yield
+        except (RealHostError, KeyError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            typer.echo(f"error: {msg}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
 
 
 def _host(path: Path) -> Any:

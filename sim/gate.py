@@ -359,7 +359,7 @@ def verdict(result: GateResult) -> str:
         return "PASS"
     failed = sum(1 for c in result.cases if not c.passed)
     risks = sum(len(rs) for rs in result.static.values())
-    tail = f", {risks} static risk{'s' if risks != 1 else ''}" if risks else ""
+    tail = f", {risks} static risks" if risks else ""
     return f"FAIL ({failed} of {len(result.cases)} cases{tail})"
 
 

@@ -289,33 +289,27 @@ def run_id(model: ExperimentModel, seed: int, replications: int) -> str:
     return f"seed{seed}-r{replications}-{h.hexdigest()[:8]}"
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
+    """``git ARGS`` in the tool's own checkout, or None when git cannot be run."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+
+
+def git_commit() -> str | None:
+    out = _git("rev-parse", "HEAD")
+    return None if out is None else out.stdout.strip() or None
 
 
 def git_dirty() -> bool | None:
     """Whether the checkout has uncommitted changes (None: not known)."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.SubprocessError):
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    if out is None or out.returncode != 0:
         return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    return bool(out.stdout.strip())
 
 
 def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) -> dict[str, Any]:

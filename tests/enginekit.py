@@ -143,15 +143,18 @@ def call_at(
     timeout_s: float | None = None,
     keepalive_s: float | None = None,
     label: str = "client",
+    before: tuple[str, ...] = (),
 ) -> Call:
     """Make one client call at time ``t`` (a fresh connection unless ``session`` is given
-    with ``per_call=False``, then the session's cached connection is reused)."""
+    with ``per_call=False``, then the session's cached connection is reused); with
+    ``before``, a command: those calls first, on the same connection."""
     out = Call()
     sess = session or Session(sim, label, timeout_s, keepalive_s)
 
     def proc() -> Generator[Any, Any, None]:
         yield sim.env.timeout(t)
-        result = yield from sess.call(uri, sim.procs[procedure], target, per_call)
+        procs = [sim.procs[name] for name in (*before, procedure)]
+        result = yield from sess.command(uri, procs, target, per_call)
         assert result is not None
         out.ok, out.error = result
         out.t_end = sim.env.now

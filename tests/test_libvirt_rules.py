@@ -23,7 +23,6 @@ whose service times are constant, and asserts exact event times.  Times to remem
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -119,20 +118,10 @@ def command_at(
 ) -> Call:
     """Run the steps as one command at time ``t`` (on a fresh session's connection unless
     ``session`` is given)."""
-    out = Call()
-    sess = session or Session(sim, "cmd", None, None)
-
-    def proc() -> Generator[Any, Any, None]:
-        yield sim.env.timeout(t)
-        procs = [sim.procs[s] for s in steps]
-        result = yield from sess.command(HV, procs, target, per_call)
-        assert result is not None
-        out.ok, out.error = result
-        out.t_end = sim.env.now
-        out.done = True
-
-    sim.env.process(proc())
-    return out
+    return call_at(
+        sim, t, HV, steps[-1], target, session=session or Session(sim, "cmd", None, None),
+        per_call=per_call, before=tuple(steps[:-1]),
+    )  # fmt: skip
 
 
 def outcome(call: Call) -> tuple[bool | None, str, float | None]:

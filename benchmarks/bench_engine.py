@@ -23,8 +23,8 @@ from pathlib import Path
 import simpy
 
 from sim.engine.simulation import Simulation
-from sim.model import load_experiment, load_system, load_workload
-from sim.runner import Task, run_one
+from sim.experiment.runner import Task, run_one
+from sim.model.load import load_experiment, load_system, load_workload
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -15,12 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sim.checks import check_topology, check_workload
 from sim.engine.clients import Session
 from sim.engine.simulation import Simulation
 from sim.engine.trace import Collector
-from sim.loader import Loaded
-from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.model.checks import check_topology, check_workload
+from sim.model.load import load_system, load_workload
+from sim.model.loader import Loaded
+from sim.model.resolved import System, WorkloadModel
 from sim.schema import Topology, Workload
 from sim.schema.experiment import Scenario
 

@@ -1,7 +1,7 @@
 """Static blast-radius analysis: expectations derived from the model data, never hard-coded.
 
 The oracle here walks the catalog and topology directly (routes, hosting, nested calls with
-the guest's refs) and compares with what :mod:`sim.analysis` finds on its graph.
+the guest's refs) and compares with what :mod:`sim.static.analysis` finds on its graph.
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from sim.analysis import (
+from sim.model.load import load_experiment, load_system, load_workload
+from sim.model.loader import Loaded
+from sim.model.resolved import GuestSpec, System, WorkloadModel
+from sim.model.routing import live_units, resolve_route
+from sim.static.analysis import (
     OPS,
     analyze,
     build_graph,
@@ -21,11 +25,8 @@ from sim.analysis import (
     spofs,
     unit_cycles,
 )
-from sim.depgraph import holds_of, sources_of
-from sim.dot import Highlight, collapse_guests, to_dot
-from sim.loader import Loaded
-from sim.model import GuestSpec, System, WorkloadModel, load_experiment, load_system, load_workload
-from sim.routing import live_units, resolve_route
+from sim.static.depgraph import holds_of, sources_of
+from sim.static.dot import Highlight, collapse_guests, to_dot
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = sorted((ROOT / "models" / "libvirt").glob("*.yaml"))

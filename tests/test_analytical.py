@@ -1,7 +1,7 @@
 """Numbers against theory (CONVENTIONS 14).
 
 Where queueing or reliability theory gives an exact answer, the simulated value must fall in
-the 95% Student-t interval over independent replications (:func:`sim.stats.t_interval`),
+the 95% Student-t interval over independent replications (:func:`sim.experiment.stats.t_interval`),
 each replication with its own ``replication`` number (independent random streams).
 
 The models are the generic fixtures under ``tests/fixtures/analytic``:
@@ -31,9 +31,10 @@ import numpy as np
 import pytest
 
 from sim.engine.simulation import Simulation
-from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.experiment.stats import t_interval
+from sim.model.load import load_system, load_workload
+from sim.model.resolved import System, WorkloadModel
 from sim.schema.experiment import Fault, Scenario, Target
-from sim.stats import t_interval
 
 FIX = Path(__file__).parent / "fixtures" / "analytic"
 SEED = 20240601

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim import cli
-from sim.documents import json_schemas
+from sim.cli import main as cli
+from sim.model.documents import json_schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -129,7 +129,7 @@ def test_graph_writes_dot(tmp_path: Path) -> None:
 def test_graph_without_graphviz_writes_dot_beside_svg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sim.dot.shutil.which", lambda name: None)
+    monkeypatch.setattr("sim.static.dot.shutil.which", lambda name: None)
     code, out, _ = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
     assert code == 0
     assert (tmp_path / "g.dot").is_file()
@@ -148,7 +148,7 @@ def test_internal_failure_is_one_line_and_exit_3(monkeypatch: pytest.MonkeyPatch
     def boom(*args: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr("sim.analysis.analyze", boom)
+    monkeypatch.setattr("sim.static.analysis.analyze", boom)
     code, out, err = run("analyze", TOPOLOGIES[0])
     assert code == 3
     assert err == "internal error: RuntimeError: kaboom\n"

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.engine.cpu import CPU
-from sim.loader import Loaded
-from sim.model import WorkloadModel
+from sim.model.loader import Loaded
+from sim.model.resolved import WorkloadModel
 from sim.schema import Workload
 
 A = "daemon-a"

@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim import cli, resultsdir
+from sim.cli import main as cli
 from sim.errors import ResultsError
-from sim.model import load_experiment
-from sim.replay import replay
-from sim.runlog import parse_lines, read_runs, record_line
-from sim.runner import dumps, run_experiment, tasks_of
-from sim.workers import IN_FLIGHT, imap_unordered, max_jobs
+from sim.experiment import resultsdir
+from sim.experiment.replay import replay
+from sim.experiment.runlog import parse_lines, read_runs, record_line
+from sim.experiment.runner import dumps, run_experiment, tasks_of
+from sim.experiment.workers import IN_FLIGHT, imap_unordered, max_jobs
+from sim.model.load import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -500,7 +501,7 @@ def test_no_recovery_is_null_with_its_reason(exp: Path, tmp_path: Path) -> None:
 
 
 def test_summaries_leave_undefined_values_out() -> None:
-    from sim.stats import paired, summarize
+    from sim.experiment.stats import paired, summarize
 
     assert summarize([1.0, None, 3.0], "why") == {
         "mean": 2.0, "ci95": [-10.706205, 14.706205], "n": 2,
@@ -515,7 +516,7 @@ def test_summaries_leave_undefined_values_out() -> None:
 
 
 def test_non_finite_metric_becomes_null_with_a_reason() -> None:
-    from sim.runner import defined
+    from sim.experiment.runner import defined
 
     values, why = defined({"a": 1.23456789, "b": math.inf, "time_to_recover_s": None})
     assert values == {"a": 1.234568, "b": None, "time_to_recover_s": None}

@@ -22,9 +22,10 @@ from unitkit import (
     requires_nodedev_socket,
 )
 
-from sim import cli
-from sim.model import WorkloadModel, load_system, load_workload
-from sim.modeldiff import ModelDiff, compare_models, diff_models, to_markdown
+from sim.cli import main as cli
+from sim.model.load import load_system, load_workload
+from sim.model.resolved import WorkloadModel
+from sim.static.modeldiff import ModelDiff, compare_models, diff_models, to_markdown
 
 runner = CliRunner()
 QEMU = "virtqemud.service"

@@ -1,7 +1,7 @@
 """Behaviours that must emerge from the engine running the shipped models (issue 3).
 
 Nothing here is scripted: each test runs a shipped experiment (``experiments/*.yaml`` against
-``models/libvirt/*.yaml``) through :func:`sim.runner.run_one`, one replication with the
+``models/libvirt/*.yaml``) through :func:`sim.experiment.runner.run_one`, one replication with the
 experiment's own seed, and checks what the trace, the collector and the metrics show.  Daemon,
 unit and guest names are derived from the models (``System.host_of``, ``daemons_with_role``,
 the scenario's targets), so the tests follow the models when they change.  Which system is
@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from sim.engine.simulation import Simulation
-from sim.loader import Loaded
-from sim.model import ExperimentModel, System, load_experiment
-from sim.runner import Task, run_one
+from sim.experiment.runner import Task, run_one
+from sim.model.load import load_experiment
+from sim.model.loader import Loaded
+from sim.model.resolved import ExperimentModel, System
 from sim.schema.experiment import Scenario
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

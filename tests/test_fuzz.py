@@ -6,7 +6,7 @@ deletes a key or adds one, then runs ``validate`` on the file and ``run`` on an 
 that uses it.  The property: exit 0, 1 or 2, never 3 (an internal error); every example
 within :data:`SECONDS` of CPU time (and :data:`WALL_SECONDS` on the wall clock); the
 process's peak memory within :data:`MEGABYTES`.  The run budget is made tiny
-(:data:`sim.budget.LIMITS`) so that an example costs about a second: runs above it are
+(:data:`sim.experiment.budget.LIMITS`) so that an example costs about a second: runs above it are
 refused with exit 2, which is the behaviour under test.
 """
 
@@ -26,9 +26,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarbool import ScalarBoolean
 from typer.testing import CliRunner
 
-from sim import budget
-from sim.cli import app
-from sim.loader import read_yaml
+from sim.cli.main import app
+from sim.experiment import budget
+from sim.model.loader import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 20.0

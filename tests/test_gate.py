@@ -51,10 +51,10 @@ from unitkit import (
     requires_nodedev_socket,
 )
 
-from sim import cli
-from sim import gate as g
+from sim.cli import main as cli
 from sim.errors import ConfigError
-from sim.stats import summarize
+from sim.experiment.stats import summarize
+from sim.gate import check as g
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.runner import run_experiment
+from sim.experiment.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"

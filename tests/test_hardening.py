@@ -15,12 +15,12 @@ import pytest
 import simpy
 from typer.testing import CliRunner
 
-from sim import budget
-from sim.cli import app
+from sim.cli.main import app
 from sim.errors import ConfigError
-from sim.loader import Limits, read_yaml
-from sim.model import load_experiment
-from sim.runner import run_one, tasks_of
+from sim.experiment import budget
+from sim.experiment.runner import run_one, tasks_of
+from sim.model.load import load_experiment
+from sim.model.loader import Limits, read_yaml
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
@@ -172,7 +172,7 @@ def test_an_alias_bomb_stays_within_a_small_memory_cap(tmp_path: Path) -> None:
 
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", "from sim.loader import read_yaml; import sys; "
+        [sys.executable, "-c", "from sim.model.loader import read_yaml; import sys; "
          "read_yaml(sys.argv[1])", str(path)],
         capture_output=True, text=True, cwd=ROOT, preexec_fn=limit, timeout=120,
     )  # fmt: skip

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim import cli
+from sim.cli import main as cli
 from sim.errors import ConfigError
+from sim.experiment.runner import Task, run_one
 from sim.importer import Inputs, import_units, to_yaml
 from sim.importer.command import command, option_value
 from sim.importer.conf import parse_conf_text
 from sim.importer.directives import resolve, time_span
 from sim.importer.presets import decide, load_presets, parse_preset_text
 from sim.importer.units import Assignment, UnitFile, UnitTree, parse_unit_text
-from sim.model import load_experiment, load_system
-from sim.modeldiff import Change, compare_models
-from sim.runner import Task, run_one
+from sim.model.load import load_experiment, load_system
+from sim.static.modeldiff import Change, compare_models
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "units"

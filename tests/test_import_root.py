@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim import cli
+from sim.cli import main as cli
 from sim.importer.rooted import HostRoot
 
 FIXTURE = Path(__file__).parent / "fixtures" / "units" / "fedora35-modular"

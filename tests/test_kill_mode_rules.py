@@ -34,8 +34,8 @@ from enginekit import (
 
 from sim.engine.simulation import Simulation
 from sim.engine.trace import Collector
-from sim.loader import Loaded
-from sim.model import System
+from sim.model.loader import Loaded
+from sim.model.resolved import System
 from sim.schema import Catalog
 
 A, A_SVC = "daemon-a", "daemon-a.service"

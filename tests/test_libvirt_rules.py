@@ -42,12 +42,12 @@ from enginekit import (
     workload_variant,
 )
 
-from sim.checks import check_catalog, check_workload
 from sim.engine.clients import Session
 from sim.engine.simulation import Simulation
 from sim.engine.trace import Collector
-from sim.loader import Loaded
-from sim.model import System, WorkloadModel
+from sim.model.checks import check_catalog, check_workload
+from sim.model.loader import Loaded
+from sim.model.resolved import System, WorkloadModel
 from sim.schema import Catalog, Workload
 
 A, B = "daemon-a", "daemon-b"

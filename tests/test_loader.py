@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ConfigError, ConfigIssue
-from sim.loader import load_any, load_as, read_yaml
-from sim.model import load_system
+from sim.model.load import load_system
+from sim.model.loader import load_any, load_as, read_yaml
 from sim.schema import Catalog, Topology
 
 FIXTURES = Path(__file__).parent / "fixtures"

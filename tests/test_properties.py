@@ -9,7 +9,7 @@ resolves in the drawn topology), time and duration.
   is still in flight at the end of the run; it ends ok, failed or timed out, with an error
   of a known kind; and no worker or lock is left to a waiter that is gone;
 - guest counts: ``vms_lost``, ``vms_unmanageable`` <= ``vms_running``, blast radius in [0, 1];
-- the dynamic blast radius never exceeds the static reachability of :mod:`sim.analysis`;
+- the dynamic blast radius never exceeds the static reachability of :mod:`sim.static.analysis`;
 - the same seed gives the same metrics; and (not a Hypothesis test) the same experiment run
   in two processes with different ``PYTHONHASHSEED`` writes byte-identical ``summary.json``.
 
@@ -36,8 +36,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sim.engine.simulation import Simulation
-from sim.metrics import Window, compute
-from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.experiment.metrics import Window, compute
+from sim.model.load import load_system, load_workload
+from sim.model.resolved import System, WorkloadModel
 from sim.schema.experiment import Fault, Scenario, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -321,7 +322,7 @@ def test_guest_counts(kind: str, scope: str | None, data: st.DataObject, seed: i
 
 
 OBJECT_HANG_BEYOND_REACH = (
-    "sim.analysis bug: an object hang on one guest makes every guest unmanageable (the "
+    "sim.static.analysis bug: an object hang on one guest makes every guest unmanageable (the "
     "probe agent's one connection fills its max_client_requests slots with abandoned "
     "probes of the stuck guest), but reach_for_fault bounds it to that guest alone; "
     "see test_static_reach_bounds_object_hang_on_one_guest"
@@ -339,11 +340,11 @@ def test_dynamic_blast_radius_within_static_reach(
     kind: str, scope: str | None, data: st.DataObject, seed: int
 ) -> None:
     """Every guest the run counts as lost or unmanageable is in the static reach of the
-    fault (:func:`sim.analysis.reach_for_fault`), the conservative upper bound."""
+    fault (:func:`sim.static.analysis.reach_for_fault`), the conservative upper bound."""
     try:
-        from sim.analysis import reach_for_fault
+        from sim.static.analysis import reach_for_fault
     except ImportError as exc:  # pragma: no cover - analysis still being written
-        pytest.skip(f"sim.analysis.reach_for_fault unavailable: {exc}")
+        pytest.skip(f"sim.static.analysis.reach_for_fault unavailable: {exc}")
     topo, fault = data.draw(faults(kind, scope))
     run = simulate(topo, fault, seed)
     bound = set(reach_for_fault(system(topo), workload(), fault).guests)
@@ -371,7 +372,7 @@ def test_same_seed_same_metrics(
 
 
 def reach_of(topo: str, fault: Fault) -> set[str]:
-    from sim.analysis import reach_for_fault
+    from sim.static.analysis import reach_for_fault
 
     return set(reach_for_fault(system(topo), workload(), fault).guests)
 

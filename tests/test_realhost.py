@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from sim.calibration import load_overlay
-from sim.model import load_experiment
+from sim.cli.realhost import dump_yaml
+from sim.model.calibration import load_overlay
+from sim.model.load import load_experiment
 from sim.realhost import testbed as tb
 from sim.realhost.calibrate import calibrate
-from sim.realhost.cli import dump_yaml
 from sim.realhost.lv import RealHostError, connect
 from sim.realhost.session import realrun
-from sim.realhost.spec import RealHost
 from sim.schema.experiment import METRICS
+from sim.schema.realhost import RealHost
 
 pytestmark = pytest.mark.realhost
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ConfigError, ResultsError
-from sim.loader import load_as
-from sim.model import load_experiment
+from sim.experiment.runner import run_experiment
+from sim.model.load import load_experiment
+from sim.model.loader import load_as
 from sim.realhost import lv
 from sim.realhost import testbed as tb
 from sim.realhost.calibrate import Sample
 from sim.realhost.compare import compare, to_markdown
 from sim.realhost.plan import load_inputs, plan
 from sim.realhost.results import probe_rows
-from sim.realhost.spec import RealHost
-from sim.runner import run_experiment
+from sim.schema.realhost import RealHost
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
@@ -236,7 +236,10 @@ def test_a_missing_binding_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_base_install_does_not_import_the_binding() -> None:
-    code = "import sys, sim.cli, sim.runner; print('libvirt' in sys.modules, 'fuse' in sys.modules)"
+    code = (
+        "import sys, sim.cli.main, sim.experiment.runner; "
+        "print('libvirt' in sys.modules, 'fuse' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
@@ -269,7 +272,7 @@ def test_is_mounted_reads_the_mount_table(tmp_path: Path) -> None:
 def test_cli_run_takes_a_calibration_and_compare_reports_errors(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from sim import cli
+    from sim.cli import main as cli
 
     runner = CliRunner()
     exp = _experiment(tmp_path, "")

@@ -18,7 +18,8 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from sim import cli
+from sim.cli import main as cli
+from sim.experiment.runner import run_experiment
 from sim.report import FigureOptions, graphs, write_report
 from sim.report.figures import first_fault
 from sim.report.findings import HEADLINE
@@ -26,7 +27,6 @@ from sim.report.fmt import estimate, num
 from sim.report.plotting import style
 from sim.report.results import load_results
 from sim.report.structure import matrix_layout, sweep_layouts
-from sim.runner import run_experiment
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 runner = CliRunner()

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim import gate
+from sim.experiment.significance import TOLERANCES, direction
+from sim.experiment.stats import bounded, summarize, wilson
+from sim.gate import check as gate
 from sim.report import html, trust
 from sim.report.findings import Verdict, summary_sentences, verdict
 from sim.report.fmt import decimals, estimate, interval_of
 from sim.report.results import Results
-from sim.significance import TOLERANCES, direction
-from sim.stats import bounded, summarize, wilson
 
 
 # ------------------------------------------------------------------------------ intervals

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from enginekit import call_at, make_sim, run, scenario, trace, variant, workload_variant
 
-from sim.model import System, load_system, load_workload
+from sim.model.load import load_system, load_workload
+from sim.model.resolved import System
 
 A, B = "daemon-a", "daemon-b"
 A_SVC, A_SOCK, A_TCP = "daemon-a.service", "daemon-a.socket", "daemon-a-tcp.socket"
@@ -185,8 +186,8 @@ def test_without_supervisor_shipped_variant_leaves_a_crashed_hypervisor_refusing
 def test_without_supervisor_static_routes_see_only_the_sockets_bound_by_hand():
     """The static analysis agrees with the engine: live units are the manual_start services
     and the sockets their daemons bind; no unit-to-unit dependency edge exists."""
-    from sim.depgraph import build_graph
-    from sim.routing import live_units
+    from sim.model.routing import live_units
+    from sim.static.depgraph import build_graph
 
     system = by_hand()
     live = live_units(system)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ConfigError, ConfigIssue
-from sim.loader import load_any, load_as
-from sim.model import load_catalog, load_experiment, load_system, load_workload
+from sim.model.load import load_catalog, load_experiment, load_system, load_workload
+from sim.model.loader import load_any, load_as
 from sim.schema import ClientProfiles
 
 TESTS = Path(__file__).parent

@@ -1,6 +1,6 @@
 """Fault injection and scheduled operator actions (DESIGN 3 "faults").
 
-Targets are resolved per topology (:func:`sim.checks.resolve_target`): a driver resolves to
+Targets are resolved per topology (:func:`sim.model.checks.resolve_target`): a driver resolves to
 the daemon hosting it, a role to the daemons that carry it, so one experiment line runs
 unchanged against every topology.
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.checks import resolve_target
+from sim.model.checks import resolve_target
 
 if TYPE_CHECKING:
     from sim.engine.daemon import DaemonRT

@@ -22,7 +22,7 @@ from sim.engine.rpc import run_internal
 if TYPE_CHECKING:
     from sim.engine.daemon import DaemonRT
     from sim.engine.simulation import Simulation
-    from sim.model import GuestSpec
+    from sim.model.resolved import GuestSpec
 
 STOPPED, STARTING, RUNNING, DEAD = "stopped", "starting", "running", "dead"
 INTERNAL = "(internal)"

@@ -22,7 +22,7 @@ from sim.engine.systemd import Manager, SocketRT
 from sim.engine.trace import CallRecord, Collector
 
 if TYPE_CHECKING:
-    from sim.model import System, WorkloadModel
+    from sim.model.resolved import System, WorkloadModel
     from sim.schema.catalog import Procedure
     from sim.schema.common import Distribution
     from sim.schema.experiment import Scenario

@@ -11,7 +11,7 @@ service is which daemon, what it hosts and which config file it reads.
 
 The result is always a systemd topology (``supervisor: systemd``: units, socket activation,
 restart policies).  A host without systemd is modelled by an overlay of the imported file
-(``extends:``, ``supervisor: none``, ``manual_start:``; see :mod:`sim.loader`).
+(``extends:``, ``supervisor: none``, ``manual_start:``; see :mod:`sim.model.loader`).
 """
 
 from sim.importer.emit import to_yaml

@@ -29,7 +29,7 @@ from sim.importer.directives import (
 )
 from sim.importer.hosts import HostDaemon, socket_service
 from sim.importer.rooted import HostRoot
-from sim.loader import Loaded
+from sim.model.loader import Loaded
 from sim.schema.importmap import ImportMap, ServerMap
 
 RESTART_APPROX = {

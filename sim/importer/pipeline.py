@@ -17,10 +17,10 @@ from sim.importer.build import (
 )
 from sim.importer.directives import Unsupported
 from sim.importer.hosts import HostDaemon, drop_conflicts, find_daemons
-from sim.importer.mapping import load_mapping
 from sim.importer.presets import Decision, decide, from_links, load_presets, preset_files
 from sim.importer.rooted import HostRoot
 from sim.importer.units import UnitTree
+from sim.model.importmap import load_mapping
 
 UNIT_REF_FIELDS = ("requires", "binds_to", "wants", "after", "before", "conflicts", "also")
 

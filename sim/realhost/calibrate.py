@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.model import load_catalog
+from sim.model.load import load_catalog
 from sim.realhost import testbed as tb
 from sim.realhost.lv import Caller, RealHostError, connect, error_text, library
-from sim.realhost.spec import RealHost
+from sim.schema.realhost import RealHost
 
 SIGMA_MAX = 4.0
 

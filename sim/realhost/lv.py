@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sim.realhost.spec import RealHost
+from sim.schema.realhost import RealHost
 
 _LOOP: dict[str, threading.Thread] = {}
 

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import ConfigError
-from sim.loader import Loaded, Source, load_as, read_yaml, validate_source
-from sim.realhost.spec import DaemonSpec, FaultImpl, RealHost
-from sim.realhost.spec import Topology as BedTopology
-from sim.scenarios import from_sweep
+from sim.model.loader import Loaded, Source, load_as, read_yaml, validate_source
+from sim.model.scenarios import from_sweep
 from sim.schema import Catalog, ClientProfiles, Topology, Workload
 from sim.schema.experiment import Action, Sweep, Target
+from sim.schema.realhost import DaemonSpec, FaultImpl, RealHost
+from sim.schema.realhost import Topology as BedTopology
 from sim.schema.workload import ClientDecl, ClientProfile, Probe
 
 NonNeg = Annotated[float, Field(ge=0)]

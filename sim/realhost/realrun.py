@@ -5,8 +5,8 @@ sessions: persistent clients make each kind of call from one thread, per-call cl
 connection per call, the probe agent has one connection per guest); a timeout abandons the
 call on the client side only (the daemon keeps serving it).  Faults and actions run on a
 schedule.  Every call is recorded (start, end, ok, error); the metrics are computed by the
-engine's own :func:`sim.metrics.compute` from a collector filled with what was observed, so
-the definitions are the same as in simulated runs.
+engine's own :func:`sim.experiment.metrics.compute` from a collector filled with what was
+observed, so the definitions are the same as in simulated runs.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.engine.trace import CallRecord, Collector
-from sim.metrics import Window, compute
+from sim.experiment.metrics import Window, compute
+from sim.experiment.runner import defined
 from sim.realhost import testbed as tb
 from sim.realhost.lv import Caller, RealHostError, connect, ensure_event_loop, error_text, library
 from sim.realhost.plan import Inputs, Plan, Step, guest_groups, probe_of, workload_guests
-from sim.realhost.spec import RealHost
-from sim.runner import defined
+from sim.schema.realhost import RealHost
 from sim.schema.workload import CallSpec, ClientDecl, ClientProfile, Probe
 
 POLL_S = 0.1

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sim.metrics import _percentile
+from sim.experiment.metrics import _percentile
+from sim.experiment.stats import summarize
 from sim.schema.experiment import METRICS
-from sim.stats import summarize
 
 INSTANCE = re.compile(r"-\d+$")
 
@@ -87,8 +87,8 @@ def probe_rows(
 
 def sim_probe_rows(folder: Path) -> list[dict[str, Any]]:
     """The probe table of a simulated results folder, from re-running its replications."""
-    from sim.replay import experiment_of, load_manifest
-    from sim.runner import run_one, tasks_of
+    from sim.experiment.replay import experiment_of, load_manifest
+    from sim.experiment.runner import run_one, tasks_of
 
     manifest = load_manifest(folder)
     model = experiment_of(manifest)

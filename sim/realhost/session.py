@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from sim import __version__
+from sim.experiment.runner import git_commit
 from sim.realhost import testbed as tb
 from sim.realhost.calibrate import host_facts
 from sim.realhost.lv import RealHostError, connect
 from sim.realhost.plan import Plan, load_inputs, plan, workload_guests
 from sim.realhost.realrun import run_replication
 from sim.realhost.results import probe_rows, summary_of, write_json
-from sim.realhost.spec import RealHost
-from sim.runner import git_commit
+from sim.schema.realhost import RealHost
 
 
 @dataclass

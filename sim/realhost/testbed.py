@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.loader import load_as
+from sim.model.loader import load_as
 from sim.realhost.lv import RealHostError, connect, library
-from sim.realhost.spec import DaemonSpec, RealHost, Topology
+from sim.schema.realhost import DaemonSpec, RealHost, Topology
 
 DEFAULT_PREFIX = Path("/var/tmp/virtchaos-testbed")
 DEFAULT_SPEC = Path("models/libvirt/realhost.yaml")

@@ -57,8 +57,8 @@ def write_report(
     ResultsError
         ``folder`` is not a finished results folder (no manifest.json or summary.json).
     """
+    from sim.experiment.runner import write_atomic
     from sim.report import document, html
-    from sim.runner import write_atomic
 
     opts = options or FigureOptions()
     res = load_results(folder)

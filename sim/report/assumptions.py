@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sim.model import ExperimentModel
+from sim.model.resolved import ExperimentModel
 from sim.schema.common import Sourced
 from sim.schema.workload import ClientProfile
 

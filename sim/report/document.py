@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sim.metrics import HEADLINE
+from sim.experiment.metrics import HEADLINE
 from sim.report import tables, trust
 from sim.report.assumptions import collect, facts_link, tally
 from sim.report.figures import FigureSet

@@ -1,7 +1,7 @@
 """Findings: plain statements generated from the summary's numbers, never written by hand.
 
 A difference (b - a, paired by replication) *counts* by the gate's rule
-(:func:`sim.significance.direction`): its 95% interval excludes 0 and it exceeds the
+(:func:`sim.experiment.significance.direction`): its 95% interval excludes 0 and it exceeds the
 metric's tolerance.  For every metric used here lower is better, so a difference that counts
 as lower means topology b did better.  Scenarios are grouped by *mechanism*: a fault kind of
 the matrix (one column), a sweep, or the faults of a plain scenario.
@@ -13,12 +13,12 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sim.metrics import HEADLINE
+from sim.experiment.metrics import HEADLINE
+from sim.experiment.significance import direction, significant_only, tolerance
 from sim.report.fmt import count, estimate, fixed, value
 from sim.report.markdown import md_table
 from sim.report.results import Results, Stat
 from sim.report.structure import matrix_layout, sweep_layouts
-from sim.significance import direction, significant_only, tolerance
 
 BOOT = (
     "daemon_init_cpu_ms",
@@ -49,8 +49,8 @@ COUNTS = (Verdict.LOWER, Verdict.HIGHER)
 
 
 def verdict(cmp: Stat, n: int, metric: str = "") -> Verdict:
-    """LOWER/HIGHER when the difference counts (:func:`sim.significance.direction`), SMALL
-    when only its interval excludes 0, UNKNOWN with fewer than 2 replications."""
+    """LOWER/HIGHER when the difference counts (:func:`sim.experiment.significance.direction`),
+    SMALL when only its interval excludes 0, UNKNOWN with fewer than 2 replications."""
     if n < 2:
         return Verdict.UNKNOWN
     lo, hi = (float(x) for x in cmp["ci95"])

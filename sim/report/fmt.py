@@ -2,8 +2,8 @@
 
 Two rules.  :func:`num` (prose, axis ticks): three significant digits, trailing zeros
 dropped, ``-0`` printed as ``0``.  :func:`estimate` (a mean or a difference with its
-interval): the interval respects the metric's range (:func:`sim.stats.bounded`: Wilson for
-fractions, counts never below 0) and all three numbers share one number of decimals:
+interval): the interval respects the metric's range (:func:`sim.experiment.stats.bounded`:
+Wilson for fractions, counts never below 0) and all three numbers share one number of decimals:
 2 for fractions (``0.00 [0.00, 0.11]``), else 3 significant digits of the largest of them
 (``49.7 [49.6, 49.9]``, ``1126 [1123, 1128]``), at most 3 decimals.
 """
@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sim.metrics import PROPORTIONS, metric_range
-from sim.stats import bounded
+from sim.experiment.metrics import PROPORTIONS, metric_range
+from sim.experiment.stats import bounded
 
 DIGITS = 3
 MAX_DECIMALS = 3

@@ -1,9 +1,9 @@
 """The dependency graph of each topology with one fault's static reach highlighted.
 
-With Graphviz on PATH the full graph is drawn by :mod:`sim.dot` (guest groups collapsed).
+With Graphviz on PATH the full graph is drawn by :mod:`sim.static.dot` (guest groups collapsed).
 Without it, a coarser picture is drawn with matplotlib: three columns (clients and guest
 groups, drivers, daemons); procedures fold into their driver, servers and units into their
-daemon.  Colours follow :mod:`sim.dot`: the fault's seeds, what it reaches, exhausted pools.
+daemon.  Colours follow :mod:`sim.static.dot`: the fault's seeds, what it reaches, exhausted pools.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from sim.analysis import build_graph, reach_for_fault
-from sim.dot import EXHAUSTED, REACHED, SEED, Highlight, collapse_guests, to_dot, write_graph
-from sim.model import System, WorkloadModel
+from sim.model.resolved import System, WorkloadModel
 from sim.report.plotting import new_figure, save
 from sim.schema.experiment import Fault
 from sim.schema.topology import SocketUnit
+from sim.static.analysis import build_graph, reach_for_fault
+from sim.static.dot import EXHAUSTED, REACHED, SEED, Highlight, collapse_guests, to_dot, write_graph
 
 LAYER = {"client": 0, "guest": 0, "driver": 1, "daemon": 2}
 COLUMNS = ("clients and guest groups", "drivers", "daemons")

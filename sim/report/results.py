@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.errors import ConfigError, ResultsError
-from sim.loader import Loaded
-from sim.model import ExperimentModel
-from sim.replay import changed_inputs, experiment_of, load_manifest, read_json
+from sim.experiment.replay import changed_inputs, experiment_of, load_manifest, read_json
+from sim.model.loader import Loaded
+from sim.model.resolved import ExperimentModel
 from sim.schema.experiment import Experiment
 
 Stat = dict[str, Any]
@@ -120,7 +120,7 @@ def as_run(
     since, timelines then still re-run what was run)."""
     if experiment is None or experiment == model.doc:
         return model
-    from sim.scenarios import expand
+    from sim.model.scenarios import expand
 
     loaded = Loaded(experiment, model.experiment.src)
     scenarios, issues = expand(loaded)

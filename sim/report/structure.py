@@ -1,7 +1,7 @@
 """How an experiment's scenarios are organised: a fault matrix, sweeps, plain scenarios.
 
 Matrix scenarios are named ``<target>.<fault>`` and sweep scenarios
-``<sweep>.<axis>-<label>[.<axis>-<label>...]`` (:mod:`sim.scenarios`); this module maps the
+``<sweep>.<axis>-<label>[.<axis>-<label>...]`` (:mod:`sim.model.scenarios`); this module maps the
 names in a summary back onto the matrix grid and the sweep axes.
 """
 

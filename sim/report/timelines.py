@@ -20,15 +20,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from sim.metrics import Window
-from sim.model import ExperimentModel
+from sim.experiment.metrics import Window
+from sim.experiment.runlog import read_runs
+from sim.experiment.runner import Task, run_one
+from sim.model.resolved import ExperimentModel
 from sim.report.findings import PRIMARY
 from sim.report.fmt import num
 from sim.report.plotting import PALETTE, new_figure
 from sim.report.results import Results
 from sim.report.structure import matrix_layout
-from sim.runlog import read_runs
-from sim.runner import Task, run_one
 from sim.schema.experiment import Action, Fault
 
 SAMPLE_EVERY_S = 5.0

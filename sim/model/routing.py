@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.model import System
+from sim.model.resolved import System
 from sim.schema.topology import SocketUnit
 
 

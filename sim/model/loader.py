@@ -32,10 +32,10 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from sim.errors import ConfigError, ConfigIssue
-from sim.realhost.spec import RealHost
 from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
 from sim.schema.importmap import ImportMap
 from sim.schema.overlay import CatalogOverlay
+from sim.schema.realhost import RealHost
 
 Loc = tuple[str | int, ...]
 T = TypeVar("T", bound=BaseModel)

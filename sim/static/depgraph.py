@@ -26,7 +26,7 @@ Calls are expanded per *context* (a guest operation or a client) and flattened o
 context node: a context depends on every procedure it runs, nested calls included (expanded
 with the refs of the object they act on), and on the socket and server of every RPC hop.
 Each RPC hop also yields a :class:`Hold`: the server's worker is held while the rest of the
-call runs, which is what lets a hang exhaust a pool (see :mod:`sim.analysis`).  A hold
+call runs, which is what lets a hang exhaust a pool (see :mod:`sim.static.analysis`).  A hold
 names its *source*, the caller that makes such calls, and ``graph.graph["sources"]`` bounds
 how many calls each source can have in flight at once (``None``: no bound):
 
@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from sim.model import GuestSpec, System, WorkloadModel
-from sim.routing import Hop, live_units, resolve_route, server_id
+from sim.model.resolved import GuestSpec, System, WorkloadModel
+from sim.model.routing import Hop, live_units, resolve_route, server_id
 from sim.schema.catalog import Procedure
 from sim.schema.topology import ServiceUnit, SocketUnit
 from sim.schema.workload import CallSpec

@@ -1,33 +1,29 @@
 """The ``virtchaos`` command line (also ``python -m sim``).
 
 Thin by design: each verb parses its arguments, calls library functions and maps errors to
-exit codes (DESIGN 5): 0 ok; 1 completed but a hypothesis deviated; 2 invalid input (each
-problem printed as ``file:line: field: message``, never a traceback); 3 internal failure.
+exit codes (:mod:`sim.cli.common`).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from sim import analysis, render
-from sim.documents import json_schemas, validate_document, write_json_schemas
-from sim.dot import Highlight, collapse_guests, to_dot, write_graph
-from sim.errors import ConfigError, SimError, SimulationError
-from sim.model import System, WorkloadModel, load_system, load_workload
+from sim.cli import common, render
+from sim.errors import ConfigError
+from sim.model.documents import json_schemas, validate_document, write_json_schemas
+from sim.model.load import load_system, load_workload
+from sim.model.resolved import System, WorkloadModel
 from sim.schema.common import MAX_REPLICATIONS, MAX_SEED
+from sim.static import analysis
+from sim.static.dot import Highlight, collapse_guests, to_dot, write_graph
 
 DEFAULT_WORKLOAD = Path("..") / "workloads" / "virt-host.yaml"
 """Where ``analyze`` and ``graph`` look for a workload, relative to the model's folder."""
-
-EXIT_INVALID = 2
-EXIT_INTERNAL = 3
 
 app = typer.Typer(
     name="virtchaos",
@@ -41,41 +37,6 @@ app = typer.Typer(
 class FaultMode(enum.StrEnum):
     crash = "crash"
     hang = "hang"
-
-
-def _err(line: str) -> None:
-    typer.echo(" ".join(line.split("\n")), err=True)
-
-
-def _warn(message: str) -> None:
-    _err(f"warning: {message}")
-
-
-@contextmanager
-def _guard() -> Iterator[None]:
-    """Map library errors to exit codes; an unexpected exception is one line and exit 3."""
-    try:
-        yield
-    except (typer.Exit, typer.Abort):
-        raise
-    except ConfigError as err:
-        for issue in err.issues:
-            _err(str(issue))
-        raise typer.Exit(EXIT_INVALID) from None
-    except SimulationError as err:
-        _err(f"internal error: {err}")
-        raise typer.Exit(EXIT_INTERNAL) from None
-    except SimError as err:
-        _err(f"error: {err}")
-        raise typer.Exit(EXIT_INVALID) from None
-    except Exception as err:
-        _err(f"internal error: {type(err).__name__}: {err}")
-        raise typer.Exit(EXIT_INTERNAL) from None
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
 
 
 def _load(model: Path, workload: Path | None) -> tuple[System, WorkloadModel]:
@@ -101,16 +62,16 @@ def validate(
 ) -> None:
     """Check files of any kind; print every problem as file:line: field: message."""
     failed = False
-    with _guard():
+    with common.guard():
         for path in files:
             try:
                 typer.echo(str(validate_document(path)))
             except ConfigError as err:
                 failed = True
                 for issue in err.issues:
-                    _err(str(issue))
+                    common.err(str(issue))
     if failed:
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(common.EXIT_INVALID)
 
 
 @app.command()
@@ -120,13 +81,13 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Static blast radius: what each daemon's and driver's fault reaches; SPOFs; cycles."""
-    with _guard():
+    with common.guard():
         system, wl = _load(model, workload)
         result = analysis.analyze(system, wl)
         if as_json:
             typer.echo(result.to_json())
         else:
-            _console().print(render.analysis_view(result))
+            common.console().print(render.analysis_view(result))
 
 
 @app.command()
@@ -144,7 +105,7 @@ def graph(
     ] = False,
 ) -> None:
     """Draw the dependency graph (units, daemons, pools, drivers, guests)."""
-    with _guard():
+    with common.guard():
         system, wl = _load(model, workload)
         g = analysis.build_graph(system, wl)
         hl = Highlight()
@@ -153,8 +114,8 @@ def graph(
                 fault_mode: analysis.Mode = "hang" if mode is FaultMode.hang else "crash"
                 r = analysis.highlight(system, wl, highlight, g, fault_mode)
             except ValueError as err:
-                _err(f"error: --highlight: {err}")
-                raise typer.Exit(EXIT_INVALID) from None
+                common.err(f"error: --highlight: {err}")
+                raise typer.Exit(common.EXIT_INVALID) from None
             hl = Highlight(frozenset(r.seeds), frozenset(r.nodes), frozenset(r.exhausted))
         if not per_guest:
             g, mapping = collapse_guests(g)
@@ -173,7 +134,7 @@ def schema(
     ] = None,
 ) -> None:
     """Export the JSON Schema of every document kind (for editors and external checks)."""
-    with _guard():
+    with common.guard():
         if out is None:
             for kind, s in json_schemas().items():
                 fields = ", ".join(s.get("properties", {}))
@@ -198,12 +159,12 @@ def _mean(h: dict[str, Any]) -> str:
 
 def _cap_jobs(jobs: int, force: bool) -> int:
     """``jobs``, lowered to the machine's cores unless ``force`` (with a note)."""
-    from sim.workers import max_jobs
+    from sim.experiment.workers import max_jobs
 
     cores = max_jobs()
     if jobs <= cores or force:
         return jobs
-    _err(f"note: --jobs {jobs} is more than the {cores} cores here: using {cores}")
+    common.err(f"note: --jobs {jobs} is more than the {cores} cores here: using {cores}")
     return cores
 
 
@@ -228,7 +189,9 @@ def run(
     force_jobs: ForceJobsOpt = False,
     size_check: Annotated[
         bool,
-        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+        typer.Option(
+            help="Refuse, before starting, runs estimated too large (sim.experiment.budget)."
+        ),
     ] = True,
     calibration: Annotated[
         Path | None, typer.Option(help="A catalog overlay of measured service times.")
@@ -242,9 +205,9 @@ def run(
     """
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from sim.runner import Interrupted, run_experiment
+    from sim.experiment.runner import Interrupted, run_experiment
 
-    with _guard():
+    with common.guard():
         jobs = _cap_jobs(jobs, force_jobs)
         columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
         try:
@@ -278,10 +241,10 @@ def run(
                 if isinstance(exc, Interrupted)
                 else ""
             )
-            _err(f"interrupted{kept}")
-            _err("run the same command again to resume")
+            common.err(f"interrupted{kept}")
+            common.err("run the same command again to resume")
             raise typer.Exit(130) from None
-        console = _console()
+        console = common.console()
         console.print(render.summary_table(outcome.summary))
         deviated = [h for h in outcome.hypotheses if not h["held"]]
         if outcome.hypotheses:
@@ -310,15 +273,15 @@ def replay(
     limit: Annotated[int, typer.Option(help="Timeline lines to print per run (0: all).")] = 60,
 ) -> None:
     """Re-run one replication with its full event trace (traces/*.jsonl) and a timeline."""
-    from sim.replay import changed_inputs, load_manifest
-    from sim.replay import replay as do_replay
+    from sim.experiment.replay import changed_inputs, load_manifest
+    from sim.experiment.replay import replay as do_replay
 
-    with _guard():
+    with common.guard():
         changed = changed_inputs(load_manifest(results))
         for name in changed:
-            _err(f"warning: {name} changed since the run; the replay may differ")
-        console = _console()
-        for r in do_replay(results, replication, scenario, topology, _warn):
+            common.err(f"warning: {name} changed since the run; the replay may differ")
+        console = common.console()
+        for r in do_replay(results, replication, scenario, topology, common.warn):
             console.print(render.timeline(r.task, r.events, limit))
             same = "matches runs.jsonl" if r.matches else "DIFFERS from runs.jsonl"
             console.print(f"trace: {r.trace_file} ({len(r.events)} events; metrics {same})")
@@ -355,11 +318,11 @@ def report(
     """Write report.md, report.html (self-contained) and figures/ into RESULTS."""
     from sim.report import FigureOptions, write_report
 
-    with _guard():
+    with common.guard():
         opts = FigureOptions(timelines=timelines, timeline_scenarios=tuple(timeline or ()))
         files = write_report(results, figures, opts, sensitivity, validation)
         for note in files.notes:
-            _err(f"note: {note}")
+            common.err(f"note: {note}")
         typer.echo(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure files")
 
 
@@ -375,7 +338,7 @@ def _default_map() -> Path:
 
 def _write_text(path: Path, text: str) -> None:
     """Write a report or model file atomically, creating its folder."""
-    from sim.runner import write_atomic
+    from sim.experiment.runner import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text)
@@ -417,7 +380,7 @@ def import_units_cmd(
     """
     from sim.importer import Inputs, import_units, to_yaml
 
-    with _guard():
+    with common.guard():
         inputs = Inputs(units, mapping or _default_map(), out, preset or (), conf, root, name)
         result = import_units(inputs)
         _write_text(out, to_yaml(result))
@@ -447,9 +410,9 @@ def diff(
     ] = False,
 ) -> None:
     """Dependency edges, policies, limits, preset and static blast radius, A -> B."""
-    from sim.modeldiff import diff_models, to_markdown, to_text
+    from sim.static.modeldiff import diff_models, to_markdown, to_text
 
-    with _guard():
+    with common.guard():
         a = load_system(model_a)
         b = load_system(model_b)
         if workload is None:
@@ -506,7 +469,9 @@ def gate(
     ] = True,
     size_check: Annotated[
         bool,
-        typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
+        typer.Option(
+            help="Refuse, before starting, runs estimated too large (sim.experiment.budget)."
+        ),
     ] = True,
 ) -> None:
     """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
@@ -517,9 +482,9 @@ def gate(
     excludes zero.  Every hypothesis of the experiment must hold.  Exit 0 pass, 1
     regression, 2 bad input.
     """
-    from sim import gate as g
+    from sim.gate import check as g
 
-    with _guard():
+    with common.guard():
         if update_baseline and (scenario or only_topology):
             msg = "cannot write a baseline of some scenarios or topologies only"
             raise ConfigError.single("--update-baseline", msg)
@@ -566,7 +531,7 @@ def gate(
         raise typer.Exit(EXIT_DEVIATED)
 
 
-from sim.realhost.cli import register as _register_realhost  # noqa: E402
+from sim.cli.realhost import register as _register_realhost  # noqa: E402
 
 _register_realhost(app)
 

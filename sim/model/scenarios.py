@@ -1,9 +1,10 @@
-"""Scenario expansion (matrix, sweeps) and per-scenario model overrides.
+"""Scenario expansion: an experiment's matrix and sweeps as a list of scenarios.
 
 An experiment's scenarios are its ``scenarios`` list, then its ``matrix`` (targets x faults,
 named ``<target>.<fault>``), then its ``sweeps`` (cartesian product of axis values, named
-``<sweep>.<axis>-<label>...``), in that order.  Overrides produce modified copies of the
-validated models; the engine never sees the difference.
+``<sweep>.<axis>-<label>...``), in that order.  A scenario's overrides are applied by
+:mod:`sim.model.resolved` and produce modified copies of the validated models; the engine
+never sees the difference.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.errors import ConfigIssue
-from sim.loader import Loaded
-from sim.model import System, WorkloadModel
+from sim.model.loader import Loaded
 from sim.schema.common import SAFE_NAME
 from sim.schema.experiment import (
     MAX_SCENARIOS,
     Experiment,
     Matrix,
-    Overrides,
     Scenario,
     Sweep,
 )
-from sim.schema.workload import Host
 
 
 def from_matrix(matrix: Matrix) -> list[Scenario]:
@@ -188,43 +186,3 @@ def _first(err: Exception) -> str:
         loc = ".".join(str(p) for p in e["loc"])
         return f"{loc}: {e['msg']}"
     return str(err)
-
-
-# ------------------------------------------------------------------------------ overrides
-def apply_system(system: System, ov: Overrides) -> System:
-    if ov.pool is None:
-        return system
-    changes = ov.pool.model_dump(exclude_none=True)
-    topo = system.topology.doc
-    daemons = [
-        d.model_copy(update={"servers": [s.model_copy(update=changes) for s in d.servers]})
-        for d in topo.daemons
-    ]
-    return System(
-        system.catalog, Loaded(topo.model_copy(update={"daemons": daemons}), system.topology.src)
-    )
-
-
-def apply_workload(workload: WorkloadModel, ov: Overrides) -> WorkloadModel:
-    if not ov.counts and ov.probe is None and ov.host is None:
-        return workload
-    doc = workload.workload.doc
-    update: dict[str, Any] = {
-        "guests": [
-            g.model_copy(update={"count": ov.counts[g.name]}) if g.name in ov.counts else g
-            for g in doc.guests
-            if ov.counts.get(g.name, 1) > 0
-        ],
-        "objects": [
-            o.model_copy(update={"count": ov.counts[o.name]}) if o.name in ov.counts else o
-            for o in doc.objects
-            if ov.counts.get(o.name, 1) > 0
-        ],
-    }
-    if ov.probe is not None:
-        update["probe"] = doc.probe.model_copy(update=ov.probe.model_dump(exclude_none=True))
-    if ov.host is not None:
-        host = doc.host or Host(assumption="scenario override of the host")
-        update["host"] = host.model_copy(update=ov.host.model_dump(exclude_none=True))
-    new = Loaded(doc.model_copy(update=update), workload.workload.src)
-    return WorkloadModel(new, workload.catalog, workload.imports)

@@ -13,7 +13,7 @@ the summaries hold: ``se = h / t(0.975, n - 1)``.  The difference ``d = b - a`` 
 interval ``d +- t(0.975, df) * sqrt(se_a^2 + se_b^2)`` with Welch-Satterthwaite ``df``
 (a zero-width side contributes nothing; both zero-width gives ``[d, d]``).  The metric
 **regresses** when ``d > tolerance`` (absolute, per metric, :data:`DEFAULT_TOLERANCES`) **and**
-the interval's lower end is above zero (:func:`sim.significance.direction`, the rule
+the interval's lower end is above zero (:func:`sim.experiment.significance.direction`, the rule
 the report uses for "better" and "worse" too).  An improvement never fails the gate.  Separately,
 every steady-state hypothesis the experiment declares must hold on the new summary.
 """
@@ -29,16 +29,17 @@ from typing import Any
 
 from scipy import stats as _st
 
-from sim.budget import check_size
 from sim.errors import ConfigError
-from sim.loader import Limits, read_text
-from sim.model import ExperimentModel, load_experiment, substitute_topologies
-from sim.modeldiff import diff_models
-from sim.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
-from sim.significance import TOLERANCES, direction
+from sim.experiment.budget import check_size
+from sim.experiment.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
+from sim.experiment.significance import TOLERANCES, direction
+from sim.model.load import load_experiment, substitute_topologies
+from sim.model.loader import Limits, read_text
+from sim.model.resolved import ExperimentModel
+from sim.static.modeldiff import diff_models
 
 DEFAULT_TOLERANCES: dict[str, float] = dict(TOLERANCES)
-"""Absolute tolerance per gated metric (:data:`sim.significance.TOLERANCES`, shared with
+"""Absolute tolerance per gated metric (:data:`sim.experiment.significance.TOLERANCES`, shared with
 the report)."""
 
 GATE_METRICS = tuple(DEFAULT_TOLERANCES)
@@ -236,7 +237,7 @@ def run_gate(
     """Re-run ``experiment`` (seed and replications from the baseline) and compare.
 
     With ``static`` (the default), each topology replaced through ``topologies`` is also
-    compared with the experiment's own by :func:`sim.modeldiff.diff_models`; every change it
+    compared with the experiment's own by :func:`sim.static.modeldiff.diff_models`; every change it
     marks as a risk (a weaker restart policy, a new hard dependency across daemons, a
     smaller pool, a disabled unit, a wider static blast radius) fails the gate too, with
     the reason: some harmful changes show no dynamic effect in a given experiment.
@@ -247,7 +248,7 @@ def run_gate(
         the baseline is missing or unreadable, belongs to another experiment, a
         ``--topology``/``--scenario``/``--only-topology`` names something the experiment
         does not have, or (with ``size_check``) the runs are estimated too large
-        (:func:`sim.budget.check_size`)
+        (:func:`sim.experiment.budget.check_size`)
     """
     model = substitute_topologies(load_experiment(experiment), topologies or {})
     risks = _static_risks(experiment, model, topologies or {}) if static else {}

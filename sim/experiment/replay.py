@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ResultsError
-from sim.model import ExperimentModel, load_experiment
-from sim.runlog import Warn, read_runs
-from sim.runner import Task, run_one, sha256, write_atomic
+from sim.experiment.runlog import Warn, read_runs
+from sim.experiment.runner import Task, run_one, sha256, write_atomic
+from sim.model.load import load_experiment
+from sim.model.resolved import ExperimentModel
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import fnmatch
 from pathlib import Path
 
 from sim.errors import ConfigError, ConfigIssue
-from sim.loader import Loaded, load_as
-from sim.model import load_catalog
+from sim.model.load import load_catalog
+from sim.model.loader import Loaded, load_as
 from sim.schema.importmap import ImportMap
 
 

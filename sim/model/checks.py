@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from sim.errors import ConfigIssue
-from sim.loader import Loaded
+from sim.model.loader import Loaded
 from sim.schema.catalog import Catalog
 from sim.schema.common import MAX_POPULATION
 from sim.schema.topology import ServiceUnit, SocketUnit
 
 if TYPE_CHECKING:
-    from sim.model import ExperimentModel, System, WorkloadModel
+    from sim.model.resolved import ExperimentModel, System, WorkloadModel
 
 UNIT_REFS = ("requires", "binds_to", "wants", "after", "before", "conflicts", "also", "wanted_by")
 
@@ -447,7 +447,7 @@ def _check_overrides(model: ExperimentModel, sc: Any, base: tuple[Any, ...]) -> 
             out.append(exp.issue(loc, msg))
     if out or not sc.overrides.counts:
         return out
-    from sim.scenarios import apply_workload
+    from sim.model.resolved import apply_workload
 
     for issue in check_workload(apply_workload(wl, sc.overrides)):
         msg = f"scenario {sc.name!r}: with its counts, {issue.message}"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ConfigError
-from sim.loader import KINDS, document_kind, load_as, read_yaml
-from sim.model import load_catalog, load_experiment, load_system, load_workload
+from sim.model.load import load_catalog, load_experiment, load_system, load_workload
+from sim.model.loader import KINDS, document_kind, load_as, read_yaml
 from sim.schema import ClientProfiles
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -64,7 +64,7 @@ def _profiles(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
 
 
 def _import_map(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
-    from sim.importer.mapping import load_mapping
+    from sim.model.importmap import load_mapping
 
     m = load_mapping(path).doc
     counts = (("daemons", len(m.daemons)), ("targets", len(m.targets)))
@@ -79,7 +79,7 @@ def _overlay(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
 
 
 def _realhost(path: Path) -> tuple[str, tuple[tuple[str, int], ...]]:
-    from sim.realhost.spec import RealHost
+    from sim.schema.realhost import RealHost
 
     h = load_as(path, RealHost).doc
     return h.name, (("topologies", len(h.topologies)), ("procedures", len(h.procedures)))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from sim.errors import ConfigError
-from sim.model import ExperimentModel, WorkloadModel
+from sim.model.resolved import ExperimentModel, WorkloadModel
 from sim.schema.catalog import Catalog
 from sim.schema.experiment import Scenario
 from sim.schema.workload import CallSpec, ClientDecl
@@ -130,7 +130,7 @@ def run_events(workload: WorkloadModel, scenario: Scenario, duration_s: float) -
 
 def estimate(model: ExperimentModel, replications: int) -> Size:
     """The size of running every scenario of ``model`` in every topology."""
-    from sim.scenarios import apply_workload
+    from sim.model.resolved import apply_workload
 
     duration = model.doc.duration_s
     per_run = {

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.errors import ConfigError, ConfigIssue
-from sim.loader import Loaded, load_as
+from sim.model.loader import Loaded, load_as
 from sim.schema import Catalog
 from sim.schema.overlay import CatalogOverlay
 
 if TYPE_CHECKING:
-    from sim.model import ExperimentModel
+    from sim.model.resolved import ExperimentModel
 
 
 def load_overlay(path: str | Path) -> Loaded[CatalogOverlay]:
@@ -56,7 +56,7 @@ def apply_overlay(cat: Loaded[Catalog], ov: Loaded[CatalogOverlay]) -> Loaded[Ca
 
 def calibrate_model(model: ExperimentModel, path: str | Path) -> ExperimentModel:
     """Apply one overlay to every catalog the experiment uses (topologies and workload)."""
-    from sim.model import System, WorkloadModel
+    from sim.model.resolved import System, WorkloadModel
 
     ov = load_overlay(path)
     systems = [System(apply_overlay(s.catalog, ov), s.topology) for s in model.systems]

@@ -9,8 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from sim.analysis import OPS, Analysis, OpSets, Reach, TargetReach
-from sim.metrics import HEADLINE
+from sim.experiment.metrics import HEADLINE
+from sim.static.analysis import OPS, Analysis, OpSets, Reach, TargetReach
 
 NONE = "-"
 

@@ -1,5 +1,5 @@
 """Differences between two topologies: dependency edges, policies, limits, preset, routes,
-and the change in static blast radius (:mod:`sim.analysis`) per daemon and driver.
+and the change in static blast radius (:mod:`sim.static.analysis`) per daemon and driver.
 
 Comparison is semantic: list order, descriptions and provenance do not count, so a reordered
 or re-commented unit file gives no difference.  A change is marked ``risk`` when it can
@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from sim.analysis import Analysis, TargetReach, analyze
-from sim.checks import UNIT_REFS
-from sim.model import System, WorkloadModel
+from sim.model.checks import UNIT_REFS
+from sim.model.resolved import System, WorkloadModel
 from sim.schema.importmap import ServerField
 from sim.schema.topology import ServiceUnit, SocketUnit
+from sim.static.analysis import Analysis, TargetReach, analyze
 
 EDGE_KINDS = (*UNIT_REFS, "socket->service", "daemon->driver", "daemon->unit", "server->socket")
 POLICY_FIELDS = (

@@ -2,7 +2,7 @@
 
 Edges read "depends on", so a fault spreads from a node to its predecessors.  ``hard``
 edges carry failures; ``blocking`` edges carry waiting (a hard edge, or a call whose errors
-are ignored but whose hang is not).  Waiting calls hold workers (:class:`sim.depgraph.Hold`);
+are ignored but whose hang is not).  Waiting calls hold workers (:class:`sim.static.depgraph.Hold`);
 when the callers that can wait on a blocked node can fill a server's ``max_workers``, the
 server is exhausted and everything needing it waits too.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from sim.depgraph import holds_of, per_context_of, sources_of
+from sim.static.depgraph import holds_of, per_context_of, sources_of
 
 EdgeFilter = Callable[[dict[str, Any]], bool]
 

@@ -1,25 +1,27 @@
 """Resolved models: a topology joined with its catalog, a workload expanded, an experiment.
 
 These are the validated, cross-checked, indexed views that the engine and the static analysis
-read.  Loading runs every cross-reference rule of :mod:`sim.checks` and raises one
-:class:`~sim.errors.ConfigError` with every problem found.
+read; :mod:`sim.model.load` builds them, running every cross-reference rule of
+:mod:`sim.model.checks` first.  A scenario's overrides (pool sizes, counts, probe, host) are
+applied here too (:func:`apply_system`, :func:`apply_workload`), so that resolving a scenario
+needs nothing above this module.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from sim.errors import ConfigError, ConfigIssue
-from sim.loader import Loaded, load_as
+from sim.model.loader import Loaded
 from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
 from sim.schema.catalog import Driver, ObjectKind, Procedure
-from sim.schema.experiment import Scenario
+from sim.schema.experiment import Overrides, Scenario
 from sim.schema.topology import Daemon, ServiceUnit, SocketUnit, Unit
-from sim.schema.workload import ClientProfile, Command, Probe
+from sim.schema.workload import ClientProfile, Command, Host, Probe
 
 
 def apply_preset(units: Sequence[str], preset_rules: Sequence[tuple[str, str]]) -> set[str]:
@@ -225,102 +227,49 @@ class ExperimentModel:
         """The models one scenario runs on in one topology, its overrides applied."""
         key = (scenario, topology)
         if key not in self._resolved:
-            from sim.scenarios import apply_system, apply_workload
-
             ov = self.scenario(scenario).overrides
             system = next(s for s in self.systems if s.name == topology)
             self._resolved[key] = (apply_system(system, ov), apply_workload(self.workload, ov))
         return self._resolved[key]
 
 
-def load_catalog(path: str | Path) -> Loaded[Catalog]:
-    from sim.checks import check_catalog
-
-    cat = load_as(path, Catalog)
-    _raise(check_catalog(cat))
-    return cat
-
-
-def load_system(path: str | Path) -> System:
-    """Load a topology and the catalog it names; run every topology rule."""
-    from sim.checks import check_topology
-
-    topo = load_as(path, Topology)
-    cat = load_catalog(topo.resolve(topo.doc.catalog))
-    system = System(cat, topo)
-    _raise(check_topology(system))
-    return system
+# ------------------------------------------------------------------------------ overrides
+def apply_system(system: System, ov: Overrides) -> System:
+    """``system`` with a scenario's pool overrides applied to every server."""
+    if ov.pool is None:
+        return system
+    changes = ov.pool.model_dump(exclude_none=True)
+    topo = system.topology.doc
+    daemons = [
+        d.model_copy(update={"servers": [s.model_copy(update=changes) for s in d.servers]})
+        for d in topo.daemons
+    ]
+    return System(
+        system.catalog, Loaded(topo.model_copy(update={"daemons": daemons}), system.topology.src)
+    )
 
 
-def load_workload(path: str | Path) -> WorkloadModel:
-    from sim.checks import check_workload
-
-    wl = load_as(path, Workload)
-    cat = load_catalog(wl.resolve(wl.doc.catalog))
-    imports = [load_as(wl.resolve(p), ClientProfiles) for p in wl.doc.imports]
-    model = WorkloadModel(wl, cat, imports)
-    _raise(check_workload(model))
-    return model
-
-
-def load_experiment(path: str | Path, calibration: str | Path | None = None) -> ExperimentModel:
-    """Load an experiment and everything it names; apply a catalog overlay when one is
-    given (``calibration``, else the experiment's ``calibration:`` key)."""
-    from sim.checks import check_experiment
-
-    exp = load_as(path, Experiment)
-    errors: list[ConfigIssue] = []
-    systems = []
-    for i, ref in enumerate(exp.doc.topologies):
-        try:
-            systems.append(load_system(exp.resolve(ref)))
-        except ConfigError as err:
-            errors += err.issues
-            errors.append(exp.issue(("topologies", i), f"topology {ref!r} is invalid"))
-    try:
-        workload = load_workload(exp.resolve(exp.doc.workload))
-    except ConfigError as err:
-        errors += err.issues
-        errors.append(exp.issue(("workload",), f"workload {exp.doc.workload!r} is invalid"))
-    _raise(errors)
-    from sim.scenarios import expand
-
-    scenarios, issues = expand(exp)
-    _raise(issues)
-    model = ExperimentModel(exp, systems, workload, scenarios)
-    _raise(check_experiment(model))
-    if calibration is None and exp.doc.calibration is not None:
-        calibration = exp.resolve(exp.doc.calibration)
-    if calibration is not None:
-        from sim.calibration import calibrate_model
-
-        model = calibrate_model(model, calibration)
-    return model
-
-
-def substitute_topologies(
-    model: ExperimentModel, topologies: Mapping[str, str | Path]
-) -> ExperimentModel:
-    """Replace the experiment's topologies named in ``topologies`` by other model files.
-
-    A replacement keeps the name of the topology it replaces, so summaries stay comparable
-    (``gate --topology modular=imported.yaml``).  The experiment's rules are checked again.
-    """
-    from sim.checks import check_experiment
-
-    names = [s.name for s in model.systems]
-    for name, path in sorted(topologies.items()):
-        if name not in names:
-            msg = f"no topology {name!r} in the experiment (it has {', '.join(names)})"
-            raise ConfigError.single(model.experiment.path, msg, field="topologies")
-        system = load_system(path)
-        doc = system.topology.doc.model_copy(update={"name": name})
-        model.systems[names.index(name)] = System(system.catalog, Loaded(doc, system.topology.src))
-    model._resolved.clear()
-    _raise(check_experiment(model))
-    return model
-
-
-def _raise(issues: list[ConfigIssue]) -> None:
-    if issues:
-        raise ConfigError(issues)
+def apply_workload(workload: WorkloadModel, ov: Overrides) -> WorkloadModel:
+    """``workload`` with a scenario's counts, probe and host overrides applied."""
+    if not ov.counts and ov.probe is None and ov.host is None:
+        return workload
+    doc = workload.workload.doc
+    update: dict[str, Any] = {
+        "guests": [
+            g.model_copy(update={"count": ov.counts[g.name]}) if g.name in ov.counts else g
+            for g in doc.guests
+            if ov.counts.get(g.name, 1) > 0
+        ],
+        "objects": [
+            o.model_copy(update={"count": ov.counts[o.name]}) if o.name in ov.counts else o
+            for o in doc.objects
+            if ov.counts.get(o.name, 1) > 0
+        ],
+    }
+    if ov.probe is not None:
+        update["probe"] = doc.probe.model_copy(update=ov.probe.model_dump(exclude_none=True))
+    if ov.host is not None:
+        host = doc.host or Host(assumption="scenario override of the host")
+        update["host"] = host.model_copy(update=ov.host.model_dump(exclude_none=True))
+    new = Loaded(doc.model_copy(update=update), workload.workload.src)
+    return WorkloadModel(new, workload.catalog, workload.imports)

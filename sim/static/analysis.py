@@ -1,6 +1,6 @@
 """Static blast radius: which guests and guest operations a fault can reach.
 
-Built on the dependency graph of :mod:`sim.depgraph` (``build_graph`` is re-exported here).
+Built on the dependency graph of :mod:`sim.static.depgraph` (``build_graph`` is re-exported here).
 A fault is placed on *seed* nodes and propagates against the "depends on" edges, to every
 node that depends on a faulted one.  Two modes:
 
@@ -11,7 +11,7 @@ node that depends on a faulted one.  Two modes:
 ``hang`` (fail slow)
     the target stops answering: callers wait, so propagation also follows soft *blocking*
     edges (an ignored nested call still blocks while it hangs).  Waiting callers hold their
-    worker (:class:`sim.depgraph.Hold`): a server is *exhausted* when the callers that can
+    worker (:class:`sim.static.depgraph.Hold`): a server is *exhausted* when the callers that can
     hold its workers while waiting on a blocked node can have at least ``max_workers``
     calls in flight (a per-call client has no bound); everything needing that server is
     then blocked too, iterated to a fixed point.  A driver hang thus reaches every
@@ -34,8 +34,11 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from sim.checks import resolve_target
-from sim.depgraph import (
+from sim.model.checks import resolve_target
+from sim.model.resolved import System, WorkloadModel
+from sim.schema.experiment import Fault, Target
+from sim.schema.topology import ServiceUnit
+from sim.static.depgraph import (
     OPS,
     build_graph,
     daemon_id,
@@ -46,10 +49,7 @@ from sim.depgraph import (
     proc_id,
     unit_id,
 )
-from sim.model import System, WorkloadModel
-from sim.propagation import blocking, dependents, exhaust, hard
-from sim.schema.experiment import Fault, Target
-from sim.schema.topology import ServiceUnit
+from sim.static.propagation import blocking, dependents, exhaust, hard
 
 __all__ = [
     "OPS",

@@ -130,7 +130,7 @@ def _home(graph: nx.DiGraph, node: str) -> str | None:
 
 
 def to_dot(graph: nx.DiGraph, title: str, hl: Highlight | None = None) -> str:
-    """The DOT text of ``graph`` (from :func:`sim.analysis.build_graph`)."""
+    """The DOT text of ``graph`` (from :func:`sim.static.analysis.build_graph`)."""
     hl = hl or Highlight()
     homes: dict[str | None, list[str]] = defaultdict(list)
     for node in sorted(graph):

@@ -25,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from sim import __version__
-from sim.budget import check_size
 from sim.engine.simulation import Simulation
-from sim.metrics import NOT_RECOVERED, Window, compute
-from sim.model import ExperimentModel, load_experiment, substitute_topologies
-from sim.resultsdir import finish, prepare
-from sim.runlog import Warn, read_runs, record_line
+from sim.experiment.budget import check_size
+from sim.experiment.metrics import NOT_RECOVERED, Window, compute
+from sim.experiment.resultsdir import finish, prepare
+from sim.experiment.runlog import Warn, read_runs, record_line
+from sim.experiment.stats import paired, summarize
+from sim.experiment.workers import imap_unordered
+from sim.model.load import load_experiment, substitute_topologies
+from sim.model.resolved import ExperimentModel
 from sim.schema.experiment import METRICS
-from sim.stats import paired, summarize
-from sim.workers import imap_unordered
 
 Key = tuple[str, str, int]
 
@@ -151,7 +152,7 @@ def execute(
 
     ``topologies`` are the substitutions already applied to ``model``
     (:func:`sim.model.substitute_topologies`); worker processes apply them again.  Tasks
-    are taken from ``tasks`` as workers free up (:func:`sim.workers.imap_unordered`).
+    are taken from ``tasks`` as workers free up (:func:`sim.experiment.workers.imap_unordered`).
     """
     if jobs <= 1:
         for task in tasks:
@@ -389,8 +390,8 @@ def run_experiment(
     size_check: bool = True,
     calibration: Path | None = None,
 ) -> Outcome:
-    """Run ``path`` into a results folder (:mod:`sim.resultsdir` says which folders may be
-    written); resume an interrupted run of the same inputs.
+    """Run ``path`` into a results folder (:mod:`sim.experiment.resultsdir` says which folders
+    may be written); resume an interrupted run of the same inputs.
 
     ``runs.jsonl`` ends in the canonical task order and ``summary.json`` is written last, so
     a run killed at any moment and run again gives the same bytes as one never interrupted.

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from sim.cli import common
+from sim.cli.common import EXIT_INVALID
 from sim.realhost.lv import RealHostError
-
-EXIT_INVALID = 2
-EXIT_INTERNAL = 3
 
 testbed_app = typer.Typer(
     help="A real libvirt host on this machine (needs root, FUSE).", no_args_is_help=True
@@ -29,11 +28,9 @@ DEFAULT_HOST = Path("models/libvirt/realhost.yaml")
 
 @contextmanager
 def _guard() -> Iterator[None]:
-    """The main CLI's error mapping (:func:`sim.cli._guard`), plus the real host's own
+    """The CLI's error mapping (:func:`sim.cli.common.guard`), plus the real host's own
     errors and unknown names, which are bad input (exit 2)."""
-    from sim.cli import _guard as guard
-
-    with guard():
+    with common.guard():
         try:
             yield
         except (RealHostError, KeyError) as err:
@@ -194,10 +191,9 @@ def realrun_cmd(
             typer.echo(f"REFUSED {name}: {'; '.join(why)}")
         for note in outcome.notes:
             typer.echo(f"note: {note}")
-        from sim import render
-        from sim.cli import _console
+        from sim.cli import render
 
-        _console().print(render.summary_table(outcome.summary))
+        common.console().print(render.summary_table(outcome.summary))
         typer.echo(f"results: {outcome.folder}")
 
 

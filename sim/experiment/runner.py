@@ -30,11 +30,12 @@ from sim.experiment.budget import check_size
 from sim.experiment.metrics import NOT_RECOVERED, Window, compute
 from sim.experiment.resultsdir import finish, prepare
 from sim.experiment.runlog import Warn, read_runs, record_line
+from sim.experiment.sequential import Plan
 from sim.experiment.stats import paired, summarize
 from sim.experiment.workers import imap_unordered
 from sim.model.load import load_experiment, substitute_topologies
 from sim.model.resolved import ExperimentModel
-from sim.schema.experiment import METRICS
+from sim.schema.experiment import METRICS, Stopping
 
 Key = tuple[str, str, int]
 
@@ -175,8 +176,15 @@ def _value(rec: dict[str, Any], metric: str) -> float | None:
 
 
 def summarize_runs(
-    model: ExperimentModel, records: list[dict[str, Any]], seed: int, replications: int
+    model: ExperimentModel,
+    records: list[dict[str, Any]],
+    seed: int,
+    replications: int,
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """``summary.json``: per scenario and topology, each metric's mean, 95% interval and n,
+    and the paired difference of each metric between topologies.  ``counts`` gives each
+    scenario's replications when they differ (sequential stopping), else ``replications``."""
     by_key = {(r["scenario"], r["topology"], r["replication"]): r for r in records}
     names = sorted({k for r in records for k in r["metrics"]})
     ordered = [m for m in METRICS if m in names] + [m for m in names if m not in METRICS]
@@ -186,7 +194,8 @@ def summarize_runs(
     for sc in model.scenarios:
         series: dict[str, dict[str, list[float | None]]] = {}
         for topo in topologies:
-            recs = [by_key[(sc.name, topo, r)] for r in range(replications)]
+            n = replications if counts is None else counts[sc.name]
+            recs = [by_key[(sc.name, topo, r)] for r in range(n)]
             series[topo] = {m: [_value(rec, m) for rec in recs] for m in ordered}
             why |= {m: w for rec in recs for m, w in rec.get("undefined", {}).items()}
             rows.append(
@@ -281,12 +290,18 @@ def input_files(model: ExperimentModel) -> list[Path]:
     return sorted(files)
 
 
-def run_id(model: ExperimentModel, seed: int, replications: int) -> str:
+def run_id(
+    model: ExperimentModel, seed: int, replications: int, rule: Stopping | None = None
+) -> str:
+    """The default results folder name: seed, replications and a hash of every input."""
     h = hashlib.sha256()
     for f in input_files(model):
         h.update(f.name.encode())
         h.update(sha256(f).encode())
     h.update(f"{seed}:{replications}".encode())
+    if rule is not None:
+        h.update(rule.model_dump_json().encode())
+        return f"seed{seed}-auto{rule.min}-{rule.max}-{h.hexdigest()[:8]}"
     return f"seed{seed}-r{replications}-{h.hexdigest()[:8]}"
 
 
@@ -398,33 +413,52 @@ def run_experiment(
     """
     say = warn or (lambda _: None)
     model = load_experiment(path, calibration)
-    reps = replications if replications is not None else model.doc.replications
+    rule = model.doc.sequential if replications is None else None
+    reps = replications if replications is not None else model.doc.max_replications
     if size_check:
         check_size(model, reps)
     seed = seed if seed is not None else model.doc.seed
     meta = manifest(model, seed, reps, jobs)
-    ws = prepare(out or Path("results") / model.doc.name / run_id(model, seed, reps), force, meta)
+    if rule is not None:
+        meta["stopping"] = rule.model_dump(mode="json")
+    folder = out or Path("results") / model.doc.name / run_id(model, seed, reps, rule)
+    ws = prepare(folder, force, meta)
     runs_path, key = ws.work / "runs.jsonl", order_key(model)
     done = _kept(model, read_runs(runs_path, say), seed, reps, say)
     write_atomic(ws.work / "manifest.json", dumps(meta))
     _write_runs(runs_path, done.values(), key)
-    todo = (t for t in tasks_of(model, reps) if t.key not in done)
-    total = count_tasks(model, reps)
     records = list(done.values())
+    resumed = len(done)
+    counts: dict[str, int] | None = None
     try:
         with runs_path.open("a", encoding="utf-8") as fh:
-            if progress:
-                progress(len(records), total)
-            for rec in execute(path, model, todo, seed, jobs):
-                fh.write(record_line(rec))
-                fh.flush()
-                records.append(rec)
+
+            def stream(todo: Iterable[Task], total: int) -> None:
                 if progress:
                     progress(len(records), total)
+                for rec in execute(path, model, todo, seed, jobs):
+                    fh.write(record_line(rec))
+                    fh.flush()
+                    records.append(rec)
+                    done[(rec["scenario"], rec["topology"], rec["replication"])] = rec
+                    if progress:
+                        progress(len(records), total)
+
+            if rule is None:
+                todo = (t for t in tasks_of(model, reps) if t.key not in done)
+                stream(todo, count_tasks(model, reps))
+            else:
+                counts = _sequential(model, rule, done, stream)
     except KeyboardInterrupt:
+        total = count_tasks(model, reps) if counts is None else len(records)
         raise Interrupted(ws.work, len(records), total) from None
+    if counts is not None:  # runs beyond a scenario's count (from an earlier run) are not used
+        records = [r for r in records if r["replication"] < counts[r["scenario"]]]
     _write_runs(runs_path, records, key)
-    summary = summarize_runs(model, records, seed, reps)
+    summary = summarize_runs(model, records, seed, reps, counts)
+    if rule is not None and counts is not None:
+        summary["replications"] = max(counts.values(), default=0)
+        summary["stopping"] = _plan(model, rule, counts).describe()
     held = hypotheses(model, summary)
     summary["hypotheses"] = held
     write_atomic(ws.work / "summary.csv", to_csv(summary))
@@ -432,4 +466,35 @@ def run_experiment(
     write_atomic(ws.work / "manifest.json", dumps(meta))
     write_atomic(ws.work / "summary.json", dumps(summary))  # last: marks the run finished
     finish(ws)
-    return Outcome(ws.target, summary, held, len(done))
+    return Outcome(ws.target, summary, held, resumed)
+
+
+def _plan(model: ExperimentModel, rule: Stopping, counts: Mapping[str, int] | None = None) -> Plan:
+    plan = Plan(rule, [s.name for s in model.scenarios], [s.name for s in model.systems])
+    if counts is not None:
+        plan.counts, plan.done = dict(counts), set(counts)
+    return plan
+
+
+def _sequential(
+    model: ExperimentModel,
+    rule: Stopping,
+    done: Mapping[Key, dict[str, Any]],
+    stream: Callable[[Iterable[Task], int], None],
+) -> dict[str, int]:
+    """Run rounds until every scenario stops (:mod:`sim.experiment.sequential`); each
+    scenario's replication count."""
+    plan = _plan(model, rule)
+    while rnd := plan.next_round():
+        todo = [
+            Task(sc, topo, r)
+            for sc, reps in rnd.items()
+            for topo in plan.topologies
+            for r in reps
+            if (sc, topo, r) not in done
+        ]
+        stream(todo, plan.bound())
+        for sc, reps in rnd.items():
+            runs = {(t, r): done[(sc, t, r)] for t in plan.topologies for r in range(reps.stop)}
+            plan.settle(sc, reps.stop, runs)
+    return plan.counts

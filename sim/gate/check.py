@@ -257,7 +257,7 @@ def run_gate(
         msg = f"baseline is for experiment {baseline['experiment']!r}, not {model.doc.name!r}"
         raise ConfigError.single(baseline_path, msg)
     seed = baseline["seed"] if baseline else model.doc.seed
-    reps = baseline["replications"] if baseline else model.doc.replications
+    reps = baseline["replications"] if baseline else model.doc.max_replications
     if scenarios:
         unknown = sorted(set(scenarios) - {s.name for s in model.scenarios})
         if unknown:

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.report.findings import PRIMARY, Verdict, verdict
-from sim.report.fmt import value
+from sim.report.fmt import replications, value
 from sim.report.plotting import colour, errors, new_figure, note
 from sim.report.results import Results
 from sim.report.structure import MatrixLayout, SweepLayout
@@ -90,7 +90,7 @@ def heatmap(res: Results, layout: MatrixLayout) -> Figure:
         axes[k].set_title(f"{b} − {a} (* the difference counts)")
         _axes_labels(axes[k], layout, False)
         fig.colorbar(im, ax=axes[k], label="paired difference (fraction of guests)", shrink=0.8)
-    fig.suptitle(f"{res.name}: {label(PRIMARY)}, mean of {res.summary['replications']} runs")
+    fig.suptitle(f"{res.name}: {label(PRIMARY)}, mean of {replications(res.summary)} runs")
     return fig
 
 
@@ -162,7 +162,7 @@ def boot(res: Results, scenarios: Sequence[str], metrics: Sequence[str]) -> Figu
             ax.tick_params(labelleft=False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", title="topology", ncols=4)
-    fig.suptitle(f"{res.name}: boot overhead (mean of {res.summary['replications']} runs)")
+    fig.suptitle(f"{res.name}: boot overhead (mean of {replications(res.summary)} runs)")
     return fig
 
 

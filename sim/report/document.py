@@ -14,7 +14,7 @@ from sim.report import tables, trust
 from sim.report.assumptions import collect, facts_link, tally
 from sim.report.figures import FigureSet
 from sim.report.findings import PRIMARY, all_zero, boot_metrics, findings, rule, summary_sentences
-from sim.report.fmt import count, seconds
+from sim.report.fmt import count, replications, seconds
 from sim.report.plotting import Figured
 from sim.report.results import Results
 from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts
@@ -22,6 +22,18 @@ from sim.report.timelines import describe, describe_action
 from sim.schema.experiment import Scenario
 
 START = {"steady": "from a host already up (steady state)", "boot": "from power-on"}
+
+
+def _stopping(summary: dict[str, Any]) -> str:
+    """The sequential stopping rule in words, or nothing when the count was fixed."""
+    stop = summary.get("stopping")
+    if not stop:
+        return ""
+    watched = ", ".join(f"{m} within {tol:g}" for m, tol in stop["metrics"].items())
+    return (
+        f" (sequential stopping: at least {stop['min']}, at most {stop['max']}, {stop['batch']}"
+        f" at a time, until the 95% half-widths of {watched})"
+    )
 
 
 def shown(path: str | Path) -> str:
@@ -63,8 +75,9 @@ def what_was_done(res: Results) -> list[str]:
     wl_desc = " ".join(str(wl.get("description", "")).split())
     ran = (
         f"Experiment `{res.name}` ran {count(len(res.scenarios), 'scenario')} in each of "
-        f"{len(res.topologies)} topologies, {res.summary['replications']} replications per "
-        f"scenario and topology, seed {res.summary['seed']}. Each run simulates "
+        f"{len(res.topologies)} topologies, {replications(res.summary)} replications per "
+        f"scenario and topology{_stopping(res.summary)}, seed {res.summary['seed']}. "
+        "Each run simulates "
         f"{seconds(float(exp.get('duration_s', 0)))} {START.get(str(exp.get('start')), '')}, "
         f"measured after a warm-up of {seconds(float(exp.get('warmup_s', 0)))}, under the "
         f"workload `{wl.get('name', '?')}`" + (f" ({wl_desc})" if wl_desc else "") + ". "
@@ -109,7 +122,7 @@ def summary_section(res: Results, figs: FigureSet | None) -> list[str]:
     if layout is not None and res.topologies:
         arrow = " → ".join(res.topologies)
         legend = f"Each cell: blast radius in {arrow}, mean [95% Wilson interval] of "
-        legend += f"{res.summary['replications']} replications"
+        legend += f"{replications(res.summary)} replications"
         if res.pairs:
             a, b = res.pairs[0]
             legend += (f"; ▼ lower in {b} than in {a}, ▲ higher, where the paired difference "
@@ -210,7 +223,9 @@ def reproduce_section(res: Results) -> list[str]:
     exp = shown(m.get("experiment_file", "EXPERIMENT"))
     folder = shown(res.folder)
     run = f"virtchaos run {exp} --seed {res.summary['seed']} "
-    run += f"--replications {res.summary['replications']} --out {folder}"
+    if "stopping" not in res.summary:
+        run += f"--replications {res.summary['replications']} "
+    run += f"--out {folder}"
     facts = [
         f"- tool: {m.get('tool', 'virtchaos')} {m.get('version', '?')}",
         f"- git commit: {commit_line(m)}",

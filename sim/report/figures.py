@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sim.report import charts, graphs, timelines
 from sim.report.findings import BOOT_PREFIX, COUNTS, PRIMARY, boot_metrics, compared, rule
+from sim.report.fmt import replications
 from sim.report.plotting import Figured, save, style
 from sim.report.results import Results
 from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts
@@ -55,7 +56,7 @@ def _clean(folder: Path) -> None:
 
 
 def _runs(res: Results) -> str:
-    return f"mean of {res.summary['replications']} replications with 95% CI"
+    return f"mean of {replications(res.summary)} replications with 95% CI"
 
 
 def _summary_figures(res: Results, out: Path, fs: FigureSet) -> None:
@@ -65,7 +66,7 @@ def _summary_figures(res: Results, out: Path, fs: FigureSet) -> None:
         pair = f"; the last panel is {res.pairs[0][1]} − {res.pairs[0][0]}" if res.pairs else ""
         caption = (
             f"Blast radius per fault target (rows) and fault kind (columns), mean of "
-            f"{res.summary['replications']} replications, one panel per topology{pair} "
+            f"{replications(res.summary)} replications, one panel per topology{pair} "
             f"(* where the paired difference counts: {rule(PRIMARY)}; n/a: no such target)."
         )
         fs.figures.append(Figured("blast-radius-heatmap", "Fault matrix", caption, "results"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sim.experiment.metrics import HEADLINE
 from sim.experiment.significance import direction, significant_only, tolerance
-from sim.report.fmt import count, estimate, fixed, value
+from sim.report.fmt import count, estimate, fixed, replications, value
 from sim.report.markdown import md_table
 from sim.report.results import Results, Stat
 from sim.report.structure import matrix_layout, sweep_layouts
@@ -303,7 +303,7 @@ def summary_sentences(res: Results, metric: str = PRIMARY) -> list[str]:
         f"Across {count(total, 'scenario')}, {what} is lower in {b} than in {a} in "
         f"{n.get('lower', 0)}, higher in {n.get('higher', 0)} and not different in "
         f"{total - n.get('lower', 0) - n.get('higher', 0)} (a difference counts when "
-        f"{rule(metric)}; values are means over {res.summary['replications']} replications, "
+        f"{rule(metric)}; values are means over {replications(res.summary)} replications, "
         f"{a} → {b})."
     ]
     if by.get("lower"):

@@ -90,3 +90,14 @@ def seconds(x: float) -> str:
 def count(n: int, noun: str) -> str:
     """``1 scenario``, ``3 scenarios`` (regular plurals only)."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def replications(summary: Mapping[str, Any]) -> str:
+    """How many replications a summary's means are over: ``30``, or ``5-30`` with
+    sequential stopping (the fewest and the most any scenario ran)."""
+    stopping = summary.get("stopping")
+    if not stopping:
+        return str(summary["replications"])
+    counts = list(stopping["replications"].values()) or [0]
+    lo, hi = min(counts), max(counts)
+    return str(hi) if lo == hi else f"{lo}-{hi}"

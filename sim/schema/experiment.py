@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.schema.common import (
+    MAX_REPLICATIONS,
     Bound,
     Count,
     Count0,
@@ -285,6 +286,31 @@ class Hypothesis(Strict):
         return self
 
 
+class Stopping(Strict):
+    """Sequential stopping, for ``replications: auto``.
+
+    Every scenario first runs ``min`` replications in every topology, then ``batch`` more at
+    a time, and stops when, for each of ``metrics`` (default: ``blast_radius`` and
+    ``vms_lost``), the 95% Student-t interval
+    half-width in each topology and of each paired difference between topologies is at most
+    the metric's tolerance (the gate's, :data:`sim.experiment.significance.TOLERANCES`), or
+    at ``max`` replications.  A scenario whose values do not vary
+    stops at ``min``.  The decision reads only the scenario's own replications in order, so
+    the result does not depend on the number of processes.
+    """
+
+    min: Annotated[int, Field(strict=True, ge=2, le=MAX_REPLICATIONS)] = 5
+    max: Replications = 30
+    batch: Replications = 5
+    metrics: list[Metric] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _range(self) -> Stopping:
+        if self.min > self.max:
+            raise ValueError(f"min must be <= max, got {self.min} > {self.max}")
+        return self
+
+
 class Experiment(Strict):
     """An experiment.
 
@@ -295,7 +321,8 @@ class Experiment(Strict):
     metrics ``daemons_running.t<T>`` (how many daemons run at time T).  Scenarios come from
     ``scenarios``, the expanded ``matrix`` and the expanded ``sweeps``.  ``calibration``
     names a catalog overlay (``kind: catalog-overlay``) whose measured service times replace
-    the catalog's (``run --calibration`` overrides it).
+    the catalog's (``run --calibration`` overrides it).  ``replications: auto`` runs each
+    scenario until its intervals are narrow enough (``stopping``, :class:`Stopping`).
     """
 
     kind: Literal["experiment"]
@@ -305,7 +332,8 @@ class Experiment(Strict):
     workload: str
     duration_s: PosSeconds
     warmup_s: Seconds = 0.0
-    replications: Replications = 10
+    replications: Replications | Literal["auto"] = 10
+    stopping: Stopping | None = None
     seed: Seed = 0
     start: Literal["steady", "boot"] = "steady"
     snapshots_s: Annotated[list[Seconds], Field(max_length=MAX_SNAPSHOTS)] = Field(
@@ -316,6 +344,29 @@ class Experiment(Strict):
     sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     calibration: str | None = None
+
+    @field_validator("stopping")
+    @classmethod
+    def _stopping(cls, stopping: Stopping | None, info: ValidationInfo) -> Stopping | None:
+        known = "replications" in info.data
+        if stopping is not None and known and info.data["replications"] != "auto":
+            raise ValueError("the rule of replications: auto; set that, or drop stopping:")
+        return stopping
+
+    @property
+    def sequential(self) -> Stopping | None:
+        """The stopping rule when ``replications: auto``, else None."""
+        if self.replications != "auto":
+            return None
+        return self.stopping or Stopping()
+
+    @property
+    def max_replications(self) -> int:
+        """The replications per scenario and topology: the fixed number, or the most
+        sequential stopping may run."""
+        if isinstance(self.replications, int):
+            return self.replications
+        return (self.stopping or Stopping()).max
 
     @field_validator("snapshots_s")
     @classmethod

@@ -54,6 +54,7 @@ class ConfigError(SimError):
 
     @classmethod
     def single(cls, file: str | Path, message: str, field: str = "", line: int = 0) -> ConfigError:
+        """A ConfigError of one issue: ``message`` on ``field`` of ``file`` (``line`` 0: none)."""
         return cls([ConfigIssue(str(file), line, field, message)])
 
 

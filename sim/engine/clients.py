@@ -272,10 +272,14 @@ class Probes:
         self.phase = {g.name: self.rng.uniform(0, spec.every_s) for g in sim.guests.all}
 
     def start(self) -> None:
+        """Start a probe loop for every guest already running."""
         for guest in self.sim.guests.all:
             self.guest_changed(guest)
 
     def guest_changed(self, guest: GuestRT) -> None:
+        """Follow a guest's state: a running guest gets a probe loop; a stopped or dead one has
+        its open unmanageable interval closed now.
+        """
         if guest.state == RUNNING and guest.name not in self.loops:
             self.loops[guest.name] = self.env.process(self._loop(guest))
         elif guest.state in (STOPPED, "dead"):

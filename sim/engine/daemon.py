@@ -183,9 +183,13 @@ class DaemonRT:
     # ------------------------------------------------------------------ connections
     @property
     def accepting(self) -> bool:
+        """Whether the process takes new connections now: it is ready and its event loop is not
+        hung.
+        """
         return self.ready and self.loop_block is None
 
     def server_for(self, sock: SocketRT) -> ServerRT:
+        """The server that listens on ``sock``."""
         return self.servers[self.server_of_socket[sock.name]]
 
     def _admit(self, sock: SocketRT) -> bool:
@@ -198,6 +202,9 @@ class DaemonRT:
         return True
 
     def accept_backlog(self) -> None:
+        """Admit the connections waiting in each socket's backlog, oldest first, while client
+        slots last (none while not accepting).
+        """
         if not self.accepting:
             return
         for sock in self.service.sockets:
@@ -216,10 +223,14 @@ class DaemonRT:
         return self.sim.manager.connection_arrived(sock)
 
     def opened(self) -> None:
+        """A connection was accepted: count it, and cancel a pending idle exit."""
         self.connections += 1
         self.idle_token += 1
 
     def closed(self, server: ServerRT) -> None:
+        """A connection on ``server`` closed: free its client slot, admit waiting connections,
+        and start the idle timer when it was the last one.
+        """
         server.clients -= 1
         self.connections -= 1
         if any(sock.backlog for sock in self.service.sockets):
@@ -229,6 +240,12 @@ class DaemonRT:
 
     # ------------------------------------------------------------------ idle exit
     def check_idle(self) -> None:
+        """Start an idle-exit timer when the daemon has an idle timeout, is ready and has no
+        connection.
+
+        It exits after ``idle_timeout_s`` seconds of no connection unless its event loop is hung or
+        its running guests inhibit the exit; a new connection or a newer timer cancels this one.
+        """
         if self.spec.idle_timeout_s is None or not self.ready or self.connections:
             return
         self.idle_token += 1
@@ -250,6 +267,12 @@ class DaemonRT:
 
     # ------------------------------------------------------------------ faults
     def hang_process(self) -> None:
+        """The process's event loop is stuck (the process stops answering).
+
+        It accepts no connection, hands no new request to a worker and sends no reply until
+        :meth:`unhang_process` or its death; connections with client keepalive die once silent for
+        their ``ka_s`` (checked every ``KEEPALIVE_SWEEP_S``).
+        """
         if self.alive and self.loop_block is None:
             self.loop_block = self.env.event()
             self.loop_blocked_since = self.env.now
@@ -268,6 +291,7 @@ class DaemonRT:
             yield self.env.timeout(KEEPALIVE_SWEEP_S)
 
     def unhang_process(self) -> None:
+        """The event loop runs again: waiting work resumes and the backlog is admitted."""
         if self.loop_block is not None:
             block, self.loop_block = self.loop_block, None
             if not block.triggered:
@@ -275,21 +299,29 @@ class DaemonRT:
             self.accept_backlog()
 
     def hang_driver(self, driver: str) -> None:
+        """Every call into ``driver`` in this process blocks until :meth:`unhang_driver` or the
+        process ends.
+        """
         if self.alive and driver not in self.hung_drivers:
             self.hung_drivers[driver] = self.env.event()
 
     def unhang_driver(self, driver: str) -> None:
+        """Calls into ``driver`` proceed again."""
         event = self.hung_drivers.pop(driver, None)
         if event is not None and not event.triggered:
             event.succeed()
 
     def job_slot(self, key: Any) -> JobSlot:
+        """The job slot of object ``key`` in this process (created on first use)."""
         slot = self.job_slots.get(key)
         if slot is None:
             slot = self.job_slots[key] = JobSlot(self.env)
         return slot
 
     def lock(self, key: Any) -> Lock:
+        """The lock called ``key`` in this process (a driver's or an object's; created on first
+        use).
+        """
         lock = self.locks.get(key)
         if lock is None:
             lock = self.locks[key] = Lock(self.env)

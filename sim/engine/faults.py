@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 
 def schedule(sim: Simulation, faults: list[Fault], actions: list[Action]) -> None:
+    """Start one process per fault and per action; each waits for its ``at_s`` and acts on the
+    targets it resolves to.
+    """
     for i, fault in enumerate(faults):
         sim.env.process(_fault(sim, i, fault))
     for action in actions:

@@ -45,10 +45,17 @@ class GuestRT:
 
     @property
     def alive(self) -> bool:
+        """Whether the guest's process exists (running or starting)."""
         return self.state in (RUNNING, STARTING)
 
 
 class Guests:
+    """The guests of one replication, by name, and what happens to them.
+
+    Their state changes are traced and passed to the probes.  With a steady start the guests marked
+    running begin running (and autostart counts as done); otherwise all begin stopped.
+    """
+
     def __init__(self, sim: Simulation, steady: bool) -> None:
         self.sim = sim
         self.env = sim.env
@@ -78,6 +85,9 @@ class Guests:
 
     # ----------------------------------------------------------- effects of procedures
     def begin_start(self, target: str | None, d: DaemonRT) -> bool:
+        """A start procedure begins on guest ``target`` in daemon ``d``: a stopped guest becomes
+        starting (``False`` if there is no such stopped guest).
+        """
         guest = self.by_name.get(target or "")
         if guest is None or guest.state != STOPPED:
             return False
@@ -128,6 +138,7 @@ class Guests:
         return True
 
     def unhang(self, guest: GuestRT) -> None:
+        """A hung guest answers again: the monitor calls waiting on it proceed."""
         block = guest.monitor_block
         if block is not None and not block.triggered:
             guest.monitor_block = None
@@ -135,6 +146,9 @@ class Guests:
             self.sim.collector.emit(self.env.now, guest.name, "answers")
 
     def kill(self, guest: GuestRT, reason: str, control: bool = False) -> None:
+        """The guest's process dies for ``reason``; recorded as lost, or as killed by a control
+        (``control``: the fault itself, not a consequence).
+        """
         if not guest.alive:
             return
         self._set(guest, DEAD, reason=reason)
@@ -156,6 +170,12 @@ class Guests:
         return bool(drivers) and any(g.alive and g.spec.driver in drivers for g in self.all)
 
     def daemon_started(self, d: DaemonRT) -> None:
+        """Daemon ``d`` is ready: for each guest-hosting driver it hosts, reconnect to its live
+        guests and run autostart once.
+
+        A guest caught starting is killed; each other live guest gets a reconnect process of its own
+        when the driver has a reconnect procedure.
+        """
         for driver in sorted(d.drivers & set(self.sim.guest_drivers)):
             reconnect = self.sim.reconnect_proc.get(driver)
             for guest in self.all:

@@ -60,6 +60,9 @@ class Hold:
         self.held = False
 
     def take(self) -> Generator[simpy.Event, Any, None]:
+        """Take the lock unless it is already held (a generator: yield from it); an interrupt
+        while waiting gives the place back.
+        """
         lock = self.lock
         if lock is None or self.held:
             return
@@ -73,6 +76,7 @@ class Hold:
         self.held = True
 
     def drop(self) -> None:
+        """Release the lock if this call holds it."""
         if self.lock is not None and self.held:
             self.held = False
             self.lock.release()

@@ -89,6 +89,9 @@ class WorkerPool:
         self.spawned = 0
 
     def acquire(self, high: bool) -> int | simpy.Event:
+        """Ask for a worker for a job (``high``: high priority): the worker kind (``NORMAL`` or
+        ``PRIORITY``) when granted at once, else an event whose value is that kind.
+        """
         self.acquired += 1
         if self.idle_normal == self.queued and self.workers < self.max_normal:
             self._spawn()
@@ -171,14 +174,17 @@ class WorkerPool:
 
     @property
     def busy_normal(self) -> int:
+        """Normal workers running a job (spawning ones excluded)."""
         return self.workers - self.spawning - self.idle_normal
 
     @property
     def busy_prio(self) -> int:
+        """Priority workers running a job."""
         return self.prio - self.idle_prio
 
     @property
     def busy(self) -> int:
+        """Workers of either kind running a job."""
         return self.busy_normal + self.busy_prio
 
 
@@ -194,6 +200,9 @@ class Slots:
         self.waiting: deque[simpy.Event] = deque()
 
     def acquire(self) -> simpy.Event | None:
+        """Take a slot: ``None`` when granted at once, else an event that succeeds when one frees
+        up.
+        """
         if self.used < self.capacity:
             self.used += 1
             return None
@@ -202,12 +211,14 @@ class Slots:
         return event
 
     def release(self) -> None:
+        """Free a slot: the oldest waiter gets it, or it goes back to the pool."""
         if self.waiting:
             self.waiting.popleft().succeed()
         else:
             self.used -= 1
 
     def cancel(self, event: simpy.Event) -> None:
+        """A waiter gives up: drop its place, or free the slot it was already granted."""
         if event.triggered:
             self.release()
         elif event in self.waiting:
@@ -236,6 +247,7 @@ class Lock(Slots):
 
     @property
     def held(self) -> bool:
+        """Whether the lock is taken (assignable, for tests that set up a held lock)."""
         return self.used > 0
 
     @held.setter
@@ -278,6 +290,9 @@ class JobSlot:
             self.active = True
 
     def acquire(self, kind: str) -> simpy.Event | None:
+        """Ask for a job of ``kind``: ``None`` when the slot admits it now, else an event whose
+        value is ``kind`` when it does.
+        """
         # no queue in libvirt (threads wait on condition variables): a job the slot admits
         # proceeds even while others wait for one it does not admit
         if self._admits(kind):
@@ -288,6 +303,7 @@ class JobSlot:
         return event
 
     def release(self, kind: str) -> None:
+        """End a job of ``kind`` and start every waiter the slot now admits, oldest first."""
         if kind == ASYNC:
             self.async_active = False
         else:
@@ -315,4 +331,5 @@ class JobSlot:
 
     @property
     def queued(self) -> int:
+        """Jobs waiting for the slot."""
         return len(self.waiting)

@@ -29,6 +29,7 @@ class Streams:
         self._streams: dict[str, random.Random] = {}
 
     def get(self, name: str) -> random.Random:
+        """The stream called ``name``, created on first use from (seed, replication, name)."""
         rng = self._streams.get(name)
         if rng is None:
             rng = random.Random(stream_seed(self.seed, self.replication, name))

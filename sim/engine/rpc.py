@@ -39,6 +39,10 @@ OK: Result = (True, "")
 
 @dataclass(slots=True, eq=False)
 class NestedRT:
+    """A compiled nested call of a procedure: ``for_each`` object kind to fan out over (``None``:
+    the same target), and whether its failure is ignored.
+    """
+
     proc: ProcRT
     for_each: str | None
     ignore: bool
@@ -120,10 +124,16 @@ class ConnRT:
 
     @property
     def usable(self) -> bool:
+        """Whether a call can be sent: the connection is open and its daemon process generation
+        still alive.
+        """
         d = self.daemon
         return self.is_open and d.alive and d.gen == self.gen
 
     def close(self) -> None:
+        """Close the connection (idempotent): free its client slot in a live daemon and close the
+        connections forwarded on its behalf.
+        """
         if not self.is_open:
             return
         self.is_open = False
@@ -283,6 +293,9 @@ def _wait_for(event: simpy.Event, queue: Any) -> Generator[simpy.Event, Any, Any
 def dispatch(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
 ) -> Generator[simpy.Event, Any, Result]:
+    """Run ``proc`` for ``target`` in daemon ``d``: locally when it hosts the procedure's driver,
+    else forwarded (:func:`remote`); returns ``(ok, error)``.
+    """
     if proc.driver is None or proc.driver in d.drivers:
         return (yield from execute(sim, d, proc, target, conns))
     return (yield from remote(sim, d, proc, target, conns))
@@ -396,6 +409,9 @@ def execute(
 def nested(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
 ) -> Generator[simpy.Event, Any, Result]:
+    """Run ``proc``'s nested calls in order, each fanned out over ``for_each`` objects; stop at
+    the first failure that is not ignored and return it prefixed with the call's name.
+    """
     for call in proc.calls:
         targets = [target] if call.for_each is None else sim.refs(target, call.for_each)
         for obj in targets:

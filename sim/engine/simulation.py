@@ -187,6 +187,9 @@ class Simulation:
 
     # ----------------------------------------------------------------- queries
     def driver_init_ms(self, driver: str) -> float:
+        """CPU time (ms) of ``driver``'s initialisation: its base cost plus its per-object cost
+        times the workload's objects of each kind (guests are not objects).
+        """
         cost = self.init_ms.get(driver, 0.0)
         for kind, per in self.per_object_ms.get(driver, {}).items():
             cost += per * len(self.workload.objects_of_kind(kind))
@@ -199,6 +202,9 @@ class Simulation:
         return self.driver_init_ms(driver) - self.init_ms.get(driver, 0.0)
 
     def refs(self, target: str | None, kind: str) -> list[str]:
+        """The objects of ``kind`` that ``target`` (a guest or an object) refers to; empty when
+        it names none.
+        """
         if target is None:
             return []
         guest = self.guests.by_name.get(target)
@@ -208,10 +214,20 @@ class Simulation:
         return list(obj.refs.get(kind, ())) if obj is not None else []
 
     def slow_factor(self, d: DaemonRT, proc: ProcRT) -> float:
+        """The service-time multiplier for ``proc`` in ``d``: the largest of its slow faults on
+        the whole process (``*``), its driver and the procedure.
+        """
         slow = d.slow
         return max(slow.get("*", 1.0), slow.get(proc.driver or "", 1.0), slow.get(proc.name, 1.0))
 
     def pick_targets(self, spec: CallSpec, proc: ProcRT, rng: random.Random) -> list[str | None]:
+        """The targets of one tick of a client call.
+
+        ``none``: ``[None]``; ``object``: the named object or a random one of its kind; a guest
+        target picks among the guests in the state the procedure needs (stopped for a start, else
+        running), in ``group`` if given: all of them for ``each-guest``, else one at random.  Empty
+        when there is nothing to pick.
+        """
         if spec.target == "none":
             return [None]
         if spec.target == "object":
@@ -231,6 +247,7 @@ class Simulation:
 
     # ----------------------------------------------------------------- records
     def record_call(self, t0: float, client: str, proc: ProcRT, ok: bool, err: str) -> None:
+        """Record a finished client call that started at ``t0`` (s) and ends now."""
         self.collector.calls.append(
             CallRecord(
                 t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err

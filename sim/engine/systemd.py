@@ -76,12 +76,17 @@ class UnitRT:
         self.result = ""
 
     def set_state(self, state: str, **data: Any) -> None:
+        """Enter ``state`` and trace it with ``data``; no event when the state is unchanged."""
         if state != self.state:
             self.state = state
             self.sim.collector.emit(self.sim.env.now, self.name, state, **data)
 
 
 class ServiceRT(UnitRT):
+    """A service unit's runtime: its daemon, start history (for the start limit), sockets, and
+    waiters for the start's outcome.
+    """
+
     spec: ServiceUnit
 
     def __init__(self, sim: Simulation, spec: ServiceUnit) -> None:
@@ -101,6 +106,9 @@ class ServiceRT(UnitRT):
         )
 
     def wait_active(self) -> simpy.Event:
+        """An event whose value is ``True`` once the service is active, ``False`` if it fails or
+        stops instead (already settled when the state is final).
+        """
         event = self.sim.env.event()
         if self.state == ACTIVE:
             event.succeed(True)
@@ -111,6 +119,7 @@ class ServiceRT(UnitRT):
         return event
 
     def settle_waiters(self) -> None:
+        """Give every waiter the outcome of the start: ``True`` if active now."""
         waiters, self.ready_waiters = self.ready_waiters, []
         for event in waiters:
             event.succeed(self.state == ACTIVE)
@@ -131,15 +140,20 @@ class SocketRT(UnitRT):
 
     @property
     def listening(self) -> bool:
+        """Whether the socket is listening."""
         return self.state == LISTENING
 
     def trigger_limit_hit(self) -> bool:
+        """Record a trigger; ``True`` if it exceeds the socket's trigger limit (burst per
+        interval, seconds).
+        """
         spec = self.spec
         return rate_limited(
             self.triggers, self.sim.env.now, spec.trigger_limit_interval_s, spec.trigger_limit_burst
         )
 
     def fail_backlog(self, reason: str) -> None:
+        """Fail every connection waiting in the backlog with ``reason``."""
         backlog, self.backlog = self.backlog, []
         for event in backlog:
             event.succeed(reason)
@@ -187,6 +201,7 @@ class Manager:
 
     # ------------------------------------------------------------------ queries
     def service(self, name: str) -> ServiceRT:
+        """The service unit runtime ``name`` (it must be one)."""
         unit = self.units[name]
         assert isinstance(unit, ServiceRT)
         return unit
@@ -412,6 +427,13 @@ class Manager:
                 self.stop(other, f"dependency {name} stopped")
 
     def stop(self, name: str, reason: str) -> None:
+        """Stop unit ``name`` (unknown names are ignored); ``reason`` goes to the trace.
+
+        A socket stops listening (its path removed if so configured), refuses its backlog and stops
+        its dependents; a service cancels a pending restart and terminates its daemon, or goes
+        inactive if it has none alive.  Without a supervisor, sockets and targets are left alone and
+        nothing propagates.
+        """
         unit = self.units.get(name)
         if unit is None:
             return
@@ -441,6 +463,7 @@ class Manager:
             self._propagate_down(name, explicit=True)
 
     def reset_failed(self, name: str) -> None:
+        """Clear unit ``name``'s start-limit history and, if it failed, make it inactive."""
         unit = self.units.get(name)
         if unit is None:
             return

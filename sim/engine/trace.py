@@ -12,6 +12,10 @@ from typing import Any
 
 @dataclass(slots=True)
 class CallRecord:
+    """One finished client call: start and end times (s), client, procedure, driver, operation,
+    outcome and error (``""`` when ok).
+    """
+
     t_start: float
     t_end: float
     client: str
@@ -24,6 +28,10 @@ class CallRecord:
 
 @dataclass(slots=True)
 class Collector:
+    """Everything one replication records: the event trace (only with ``keep_trace``), calls,
+    unmanageable intervals, probe failures, lost guests, samples and counters.
+    """
+
     keep_trace: bool = False
     events: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
@@ -38,8 +46,10 @@ class Collector:
     counters: dict[str, float] = field(default_factory=dict)
 
     def emit(self, t: float, subject: str, what: str, **data: Any) -> None:
+        """Add ``(t, subject, what, data)`` to the trace when it is kept."""
         if self.keep_trace:
             self.events.append((t, subject, what, data))
 
     def add(self, counter: str, value: float = 1.0) -> None:
+        """Add ``value`` to ``counter``."""
         self.counters[counter] = self.counters.get(counter, 0.0) + value

@@ -59,6 +59,7 @@ class Size:
     largest_events: float
 
     def describe(self) -> str:
+        """The estimate in one sentence, with the CPU hours it implies."""
         hours = self.events / EVENTS_PER_SECOND / 3600
         return (
             f"estimated size {self.runs} runs, {self.events:.3g} events (about {hours:.3g} "

@@ -41,6 +41,10 @@ MANAGEMENT_OPS = frozenset({"start", "stop", "manage", "config", "reconnect", "c
 
 @dataclass(frozen=True)
 class Window:
+    """A replication's time references (s): the observation window ``[start, end]``, the earliest
+    fault's start and the latest fault's end.
+    """
+
     start: float
     end: float
     fault_at: float
@@ -48,6 +52,9 @@ class Window:
 
     @classmethod
     def of(cls, scenario: Scenario | None, warmup_s: float, duration_s: float) -> Window:
+        """The window of ``scenario`` (``None`` or no fault: both fault times at the end of
+        warm-up).
+        """
         faults = scenario.faults if scenario is not None else []
         if not faults:
             return cls(warmup_s, duration_s, warmup_s, warmup_s)

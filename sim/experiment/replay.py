@@ -17,6 +17,10 @@ from sim.model.resolved import ExperimentModel
 
 @dataclass(frozen=True)
 class Replayed:
+    """One replication run again with its trace: the run, where the trace was written, the new
+    run's record, whether its metrics match those in ``runs.jsonl``, and the events.
+    """
+
     task: Task
     trace_file: Path
     record: dict[str, Any]
@@ -36,6 +40,9 @@ def read_json(path: Path, missing: str) -> dict[str, Any]:
 
 
 def load_manifest(folder: Path) -> dict[str, Any]:
+    """The results folder's ``manifest.json``; ResultsError when the folder has none or it is not
+    valid JSON.
+    """
     return read_json(
         folder / "manifest.json", f"{folder} is not a results folder (no manifest.json)"
     )
@@ -52,6 +59,9 @@ def changed_inputs(manifest: dict[str, Any]) -> list[str]:
 
 
 def experiment_of(manifest: dict[str, Any]) -> ExperimentModel:
+    """The experiment the manifest names, loaded again with its catalog overlay; ResultsError
+    when the file is gone.
+    """
     path = manifest.get("experiment_file")
     if not path or not Path(path).is_file():
         raise ResultsError(f"the experiment file {path!r} named in the manifest is missing")

@@ -44,6 +44,7 @@ class Workspace:
 
     @property
     def replaces(self) -> bool:
+        """Whether the run writes a new folder that replaces ``target`` when it completes."""
         return self.work != self.target
 
 
@@ -61,10 +62,12 @@ def is_ours(folder: Path) -> bool:
 
 
 def is_empty(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what an interrupted start can leave."""
     return all(p.name in OWN_TEMPS for p in folder.iterdir())
 
 
 def can_write(folder: Path) -> bool:
+    """Whether this process may create and delete entries in ``folder``."""
     return os.access(folder, os.W_OK | os.X_OK)
 
 

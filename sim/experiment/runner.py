@@ -42,12 +42,15 @@ Key = tuple[str, str, int]
 
 @dataclass(frozen=True)
 class Task:
+    """One run: a scenario in a topology, one replication."""
+
     scenario: str
     topology: str
     replication: int
 
     @property
     def key(self) -> Key:
+        """``(scenario, topology, replication)``, the key runs are sorted and resumed by."""
         return (self.scenario, self.topology, self.replication)
 
 
@@ -131,6 +134,7 @@ def tasks_of(model: ExperimentModel, replications: int) -> Iterator[Task]:
 
 
 def count_tasks(model: ExperimentModel, replications: int) -> int:
+    """The number of runs: scenarios x topologies x ``replications``."""
     return len(model.scenarios) * len(model.systems) * replications
 
 
@@ -182,9 +186,14 @@ def summarize_runs(
     replications: int,
     counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """``summary.json``: per scenario and topology, each metric's mean, 95% interval and n,
-    and the paired difference of each metric between topologies.  ``counts`` gives each
-    scenario's replications when they differ (sequential stopping), else ``replications``."""
+    """The summary of an experiment's runs, independent of their order.
+
+    One row per scenario and topology with each metric summarised over the replications
+    (mean, 95% interval, n; metrics in :data:`METRICS` order first), and for each scenario one
+    paired comparison per metric and pair of topologies.  Every run must be in ``records``.
+    ``counts`` gives each scenario's replications when they differ (sequential stopping),
+    else every scenario has ``replications``.
+    """
     by_key = {(r["scenario"], r["topology"], r["replication"]): r for r in records}
     names = sorted({k for r in records for k in r["metrics"]})
     ordered = [m for m in METRICS if m in names] + [m for m in names if m not in METRICS]
@@ -254,6 +263,7 @@ def hypotheses(model: ExperimentModel, summary: dict[str, Any]) -> list[dict[str
 
 
 def to_csv(summary: dict[str, Any]) -> str:
+    """The summary's rows as CSV: one line per scenario, topology and metric."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["scenario", "topology", "metric", "mean", "ci95_lo", "ci95_hi", "n"])
@@ -269,6 +279,9 @@ def dumps(obj: Any) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or
+    the new file, never a part.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -276,10 +289,12 @@ def write_atomic(path: Path, text: str) -> None:
 
 # ---------------------------------------------------------------------------- folder
 def sha256(path: Path) -> str:
+    """The file's SHA-256 digest, in hex."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def input_files(model: ExperimentModel) -> list[Path]:
+    """Every model file the experiment was loaded from, resolved and sorted."""
     files = {model.experiment.path.resolve(), model.workload.workload.path.resolve()}
     files.add(model.workload.catalog.path.resolve())
     files |= {imp.path.resolve() for imp in model.workload.imports}
@@ -293,7 +308,8 @@ def input_files(model: ExperimentModel) -> list[Path]:
 def run_id(
     model: ExperimentModel, seed: int, replications: int, rule: Stopping | None = None
 ) -> str:
-    """The default results folder name: seed, replications and a hash of every input."""
+    """An id for a run of these inputs (the default results folder name): seed, replications
+    or the stopping rule, and a digest of the input files' names and contents."""
     h = hashlib.sha256()
     for f in input_files(model):
         h.update(f.name.encode())
@@ -316,6 +332,7 @@ def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
 
 
 def git_commit() -> str | None:
+    """The tool's checkout's commit, or ``None`` when it is not known."""
     out = _git("rev-parse", "HEAD")
     return None if out is None else out.stdout.strip() or None
 
@@ -329,6 +346,9 @@ def git_dirty() -> bool | None:
 
 
 def manifest(model: ExperimentModel, seed: int, replications: int, jobs: int) -> dict[str, Any]:
+    """The results folder's provenance: tool, version, commit, platform, command, input digests,
+    the resolved documents, seed and replications; wall-clock time only under ``wall_clock``.
+    """
     return {
         "tool": "virtchaos",
         "version": __version__,
@@ -387,6 +407,10 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Outcome:
+    """A finished experiment: its results folder, summary, hypothesis results, and how many runs
+    were resumed rather than run.
+    """
+
     folder: Path
     summary: dict[str, Any]
     hypotheses: list[dict[str, Any]]

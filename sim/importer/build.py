@@ -56,12 +56,17 @@ class Context:
 
     @property
     def map(self) -> ImportMap:
+        """The import mapping document."""
         return self.mapping.doc
 
     def where(self, *loc: str | int) -> str:
+        """``FILE:LINE`` of the mapping at ``loc``, for provenance."""
         return f"{self.mapping.path}:{self.mapping.src.line_of(tuple(loc))}"
 
     def approx(self, r: Resolved, key: str, reason: str) -> None:
+        """Report directive ``key`` of unit ``r`` as approximated: the model keeps a simpler
+        meaning, for ``reason``.
+        """
         a = r.scalars[key]
         what = f"{key}={a.value}"
         self.unsupported.append(Unsupported(a.where, r.unit.name, what, reason))
@@ -126,6 +131,9 @@ def _timeout_start(ctx: Context, r: Resolved) -> float:
 
 
 def service_unit(ctx: Context, r: Resolved, daemon: str) -> dict[str, Any]:
+    """The topology's service unit block for unit ``r`` running ``daemon``; settings the unit
+    does not give are the mapping's unit defaults.
+    """
     d = ctx.map.unit_defaults
     interval = r.scalar("StartLimitIntervalSec") or r.scalar("StartLimitInterval")
     burst = r.scalar("StartLimitBurst")
@@ -161,10 +169,14 @@ def listen_name(ctx: Context, value: str) -> str:
 
 
 def socket_listens(ctx: Context, r: Resolved) -> list[str]:
+    """The model's paths of the socket's ``ListenStream=`` values."""
     return [listen_name(ctx, v) for v in r.words("ListenStream")]
 
 
 def socket_unit(ctx: Context, r: Resolved) -> dict[str, Any]:
+    """The topology's socket unit block for unit ``r``, with the implicit ``Before=`` on its
+    service and the mapping's defaults.
+    """
     d = ctx.map.unit_defaults
     service = socket_service(r)
     mode = r.scalar("SocketMode")
@@ -298,6 +310,9 @@ def server(
 
 
 def daemon_block(ctx: Context, d: HostDaemon) -> dict[str, Any]:
+    """The topology's daemon block for host daemon ``d``: its servers from the mapping and its
+    config file (keys that no server uses are reported unsupported).
+    """
     spec = d.spec
     conf: dict[str, ConfEntry] = {}
     conf_note = "no config file mapped"
@@ -343,5 +358,6 @@ def daemon_block(ctx: Context, d: HostDaemon) -> dict[str, Any]:
 
 
 def relative_catalog(mapping_path: Path, catalog: str, output: Path) -> str:
+    """The mapping's ``catalog`` path, relative to the folder of the output file."""
     target = (mapping_path.parent / catalog).resolve()
     return os.path.relpath(target, output.resolve().parent)

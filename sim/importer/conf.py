@@ -25,6 +25,8 @@ _TOKEN = re.compile(
 
 @dataclass(frozen=True)
 class ConfEntry:
+    """One ``key = value`` entry of a config file, with where it was written."""
+
     key: str
     value: Value
     file: str
@@ -32,6 +34,7 @@ class ConfEntry:
 
     @property
     def where(self) -> str:
+        """``FILE:LINE`` of the entry."""
         return f"{self.file}:{self.line}"
 
 

@@ -106,9 +106,11 @@ class Resolved:
         return list(seen)
 
     def scalar(self, key: str) -> Assignment | None:
+        """The assignment in force for scalar directive ``key``, or ``None`` when unset."""
         return self.scalars.get(key)
 
     def lines(self, key: str) -> list[Assignment]:
+        """The assignments in force for list directive ``key`` (after resets), in order."""
         return [a for _, a in self.lists.get(key, [])]
 
 
@@ -188,6 +190,7 @@ def time_span(a: Assignment) -> float:
 
 
 def integer(a: Assignment) -> int:
+    """The assignment's value as an integer; ConfigError at its file and line otherwise."""
     try:
         return int(a.value)
     except ValueError:
@@ -195,6 +198,7 @@ def integer(a: Assignment) -> int:
 
 
 def boolean(a: Assignment) -> bool:
+    """The assignment's value as a boolean (systemd's yes/no spellings); ConfigError otherwise."""
     value = a.value.lower()
     if value in ("1", "yes", "y", "true", "t", "on"):
         return True

@@ -46,6 +46,9 @@ def _comment_block(title: str, lines: list[str]) -> list[str]:
 
 
 def header(result: Imported) -> str:
+    """The comment block that heads an imported topology: its inputs, notes and what was not
+    modelled.
+    """
     inp = result.inputs
     lines = [
         "# Imported by `virtchaos import-units`; re-run the import instead of editing by hand.",

@@ -29,6 +29,7 @@ class HostDaemon:
     sockets: list[Resolved] = field(default_factory=list)
 
     def units(self) -> list[Resolved]:
+        """The daemon's service unit, then its socket units."""
         return [self.service, *self.sockets]
 
 

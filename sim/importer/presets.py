@@ -28,6 +28,10 @@ ACTIONS = ("enable", "disable", "ignore")
 
 @dataclass(frozen=True)
 class PresetLine:
+    """One ``enable``, ``disable`` or ``ignore`` line of a preset file, with where it was
+    written.
+    """
+
     action: str
     pattern: str
     file: str
@@ -35,6 +39,7 @@ class PresetLine:
 
     @property
     def where(self) -> str:
+        """``FILE:LINE`` of the line."""
         return f"{self.file}:{self.line}"
 
 
@@ -92,6 +97,9 @@ def _presets(paths: Sequence[Path], root: HostRoot) -> list[tuple[Path, Path]]:
 
 
 def load_presets(paths: Sequence[Path], root: Path | HostRoot | None = None) -> list[PresetLine]:
+    """Every rule of the preset files, in the order that decides; ConfigError for a missing file
+    or a bad line.
+    """
     rules: list[PresetLine] = []
     for shown, real in _presets(paths, as_root(root)):
         rules += parse_preset_text(read_text(real, shown, "preset file"), str(shown))
@@ -99,6 +107,7 @@ def load_presets(paths: Sequence[Path], root: Path | HostRoot | None = None) -> 
 
 
 def first_match(rules: Sequence[PresetLine], unit: str) -> PresetLine | None:
+    """The first rule whose pattern matches ``unit``, or ``None``."""
     return next((r for r in rules if fnmatch.fnmatchcase(unit, r.pattern)), None)
 
 

@@ -47,6 +47,7 @@ class Assignment:
 
     @property
     def where(self) -> str:
+        """``FILE:LINE`` of the assignment."""
         return f"{self.file}:{self.line}"
 
 
@@ -62,9 +63,11 @@ class UnitFile:
 
     @property
     def type(self) -> str:
+        """The unit's type, from its name's suffix (``service``, ``socket`` ...)."""
         return self.name.rsplit(".", 1)[-1]
 
     def files(self) -> list[Path]:
+        """The main file, then the drop-ins."""
         return [self.path, *self.dropins]
 
 
@@ -181,6 +184,7 @@ class UnitTree:
         return name in self.files
 
     def names(self) -> list[str]:
+        """The names of every unit in the tree, sorted."""
         return sorted(self.files)
 
     def load(self, name: str) -> UnitFile:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 def load_overlay(path: str | Path) -> Loaded[CatalogOverlay]:
+    """Load and validate a ``kind: catalog-overlay`` file (not yet applied to any catalog)."""
     return load_as(path, CatalogOverlay)
 
 

@@ -35,6 +35,11 @@ def _duplicates(doc: Loaded[Any], field: str, items: Iterable[Any]) -> list[Conf
 
 
 def check_catalog(cat: Loaded[Catalog]) -> list[ConfigIssue]:
+    """The catalog's rules: unique names, known drivers, object kinds and procedures.
+
+    Also: an object lock, a job or monitor work needs a target kind; nested ``calls`` form no cycle;
+    the lifecycle procedures exist.
+    """
     doc = cat.doc
     out = _duplicates(cat, "drivers", doc.drivers)
     out += _duplicates(cat, "object_kinds", doc.object_kinds)
@@ -225,6 +230,9 @@ def _check_manual_start(system: System) -> list[ConfigIssue]:
 
 
 def check_topology(system: System) -> list[ConfigIssue]:
+    """The topology's rules: unique units, unit references and ordering, daemons, routes, preset,
+    manual start and a known boot target.
+    """
     out = _duplicates(system.topology, "units", system.topology.doc.units)
     out += _check_unit_refs(system)
     out += _check_ordering(system)
@@ -266,6 +274,12 @@ def _check_population(wl: Loaded[Any]) -> list[ConfigIssue]:
 
 
 def check_workload(model: WorkloadModel) -> list[ConfigIssue]:
+    """The workload's rules against its catalog and imports.
+
+    A population over the limit is reported alone (nothing else is checked).  Otherwise: unique
+    names, known object kinds, guest drivers that host guests, client profiles, commands and
+    callable (not internal) procedures in every call and in the probe.
+    """
     wl, cat = model.workload, model.catalog.doc
     too_many = _check_population(wl)
     if too_many:
@@ -356,6 +370,12 @@ def resolve_target(system: System, model: WorkloadModel, key: str, value: str) -
 
 
 def check_experiment(model: ExperimentModel) -> list[ConfigIssue]:
+    """The experiment's rules across its topologies, workload and expanded scenarios.
+
+    Unique topology and scenario names; every URI the workload calls has a route, and every guest's
+    object kinds a hosting daemon, in every topology; every fault and action target resolves in
+    every topology; scenario clients, overrides and hypotheses name what exists.
+    """
     exp, wl = model.experiment, model.workload
     out = []
     names = [s.name for s in model.systems]

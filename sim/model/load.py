@@ -21,6 +21,7 @@ from sim.schema import Catalog, ClientProfiles, Experiment, Topology, Workload
 
 
 def load_catalog(path: str | Path) -> Loaded[Catalog]:
+    """Load a catalog and run every catalog rule; raise ConfigError with all issues."""
     cat = load_as(path, Catalog)
     _raise(check_catalog(cat))
     return cat
@@ -36,6 +37,7 @@ def load_system(path: str | Path) -> System:
 
 
 def load_workload(path: str | Path) -> WorkloadModel:
+    """Load a workload, its catalog and imported client profiles; run every workload rule."""
     wl = load_as(path, Workload)
     cat = load_catalog(wl.resolve(wl.doc.catalog))
     imports = [load_as(wl.resolve(p), ClientProfiles) for p in wl.doc.imports]

@@ -53,6 +53,7 @@ KINDS: dict[str, type[BaseModel]] = {
 
 
 def format_loc(loc: Loc) -> str:
+    """A location as a field path: ``('daemons', 0, 'unit')`` -> ``daemons[0].unit``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -75,6 +76,7 @@ class Source:
         return 1
 
     def value_at(self, loc: Loc) -> Any:
+        """The value at ``loc`` in the parsed data, or ``None`` when there is none."""
         node = self.data
         for part in loc:
             try:
@@ -84,6 +86,7 @@ class Source:
         return node
 
     def issue(self, loc: Loc, message: str) -> ConfigIssue:
+        """A ConfigIssue about ``loc`` in this file, at its line."""
         return ConfigIssue(str(self.path), self.line_of(loc), format_loc(loc), message)
 
 
@@ -96,9 +99,11 @@ class Loaded(Generic[T]):
 
     @property
     def path(self) -> Path:
+        """The file the document was read from."""
         return self.src.path
 
     def issue(self, loc: Loc, message: str) -> ConfigIssue:
+        """A ConfigIssue about ``loc`` in this document's file, at its line."""
         return self.src.issue(loc, message)
 
     def resolve(self, ref: str) -> Path:
@@ -452,6 +457,7 @@ def validate_source(src: Source, model: type[T]) -> Loaded[T]:
 
 
 def document_kind(src: Source) -> str:
+    """The document's ``kind:`` value; raises ConfigError when it is missing or unknown."""
     kind = src.data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(

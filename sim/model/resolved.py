@@ -47,26 +47,32 @@ class System:
 
     @property
     def name(self) -> str:
+        """The topology's name."""
         return self.topology.doc.name
 
     @cached_property
     def drivers(self) -> dict[str, Driver]:
+        """Catalog drivers by name."""
         return {d.name: d for d in self.catalog.doc.drivers}
 
     @cached_property
     def procedures(self) -> dict[str, Procedure]:
+        """Catalog procedures by name."""
         return {p.name: p for p in self.catalog.doc.procedures}
 
     @cached_property
     def object_kinds(self) -> dict[str, ObjectKind]:
+        """Catalog object kinds by name."""
         return {k.name: k for k in self.catalog.doc.object_kinds}
 
     @cached_property
     def daemons(self) -> dict[str, Daemon]:
+        """Daemons by name."""
         return {d.name: d for d in self.topology.doc.daemons}
 
     @cached_property
     def units(self) -> dict[str, Unit]:
+        """Units by name."""
         return {u.name: u for u in self.topology.doc.units}
 
     @cached_property
@@ -76,6 +82,7 @@ class System:
 
     @cached_property
     def daemon_of_unit(self) -> dict[str, str]:
+        """service unit name -> name of the daemon it runs."""
         return {d.unit: d.name for d in self.topology.doc.daemons}
 
     @cached_property
@@ -90,24 +97,29 @@ class System:
 
     @cached_property
     def routes(self) -> dict[str, list[str]]:
+        """URI -> socket paths its route tries, in order."""
         return {r.uri: list(r.sockets) for r in self.topology.doc.routes}
 
     @cached_property
     def enabled(self) -> set[str]:
+        """Names of the units the preset enables."""
         rules = [(r.action, r.pattern) for r in self.topology.doc.preset.rules]
         return apply_preset(sorted(self.units), rules)
 
     def service(self, name: str) -> ServiceUnit:
+        """The service unit ``name`` (it must be one)."""
         unit = self.units[name]
         assert isinstance(unit, ServiceUnit)
         return unit
 
     def socket(self, name: str) -> SocketUnit:
+        """The socket unit ``name`` (it must be one)."""
         unit = self.units[name]
         assert isinstance(unit, SocketUnit)
         return unit
 
     def daemon_of_socket(self, socket: str) -> str | None:
+        """The daemon run by the service that socket unit ``socket`` activates, or ``None``."""
         return self.daemon_of_unit.get(self.socket(socket).service)
 
     def candidates(self, uri: str) -> list[tuple[str, str]]:
@@ -120,11 +132,14 @@ class System:
         return out
 
     def daemons_with_role(self, role: str) -> list[str]:
+        """Names of the daemons that have ``role``, sorted."""
         return sorted(d.name for d in self.topology.doc.daemons if role in d.roles)
 
 
 @dataclass(frozen=True)
 class GuestSpec:
+    """One guest, its group expanded by count (``<group>-<i>`` when the count is not 1)."""
+
     name: str
     group: str
     driver: str
@@ -135,6 +150,8 @@ class GuestSpec:
 
 @dataclass(frozen=True)
 class ObjectSpec:
+    """One managed object, expanded by count like guests; ``refs``: object kind -> names."""
+
     name: str
     kind: str
     refs: dict[str, tuple[str, ...]]
@@ -150,14 +167,17 @@ class WorkloadModel:
 
     @property
     def name(self) -> str:
+        """The workload's name."""
         return self.workload.doc.name
 
     @property
     def probe(self) -> Probe:
+        """The workload's probe."""
         return self.workload.doc.probe
 
     @cached_property
     def commands(self) -> dict[str, Command]:
+        """Commands by name; the workload's own replace imported ones of the same name."""
         out = {c.name: c for imp in self.imports for c in imp.doc.commands}
         out.update({c.name: c for c in self.workload.doc.commands})
         return out
@@ -185,6 +205,7 @@ class WorkloadModel:
 
     @cached_property
     def guests(self) -> list[GuestSpec]:
+        """Every guest, in the order of the workload's groups."""
         out = []
         for g in self.workload.doc.guests:
             refs = {k: tuple(v) for k, v in sorted(g.refs.items())}
@@ -194,6 +215,7 @@ class WorkloadModel:
 
     @cached_property
     def objects(self) -> dict[str, ObjectSpec]:
+        """Every managed object by name."""
         out = {}
         for o in self.workload.doc.objects:
             refs = {k: tuple(v) for k, v in sorted(o.refs.items())}
@@ -202,6 +224,7 @@ class WorkloadModel:
         return out
 
     def objects_of_kind(self, kind: str) -> list[str]:
+        """Names of the objects of ``kind``, sorted."""
         return sorted(n for n, o in self.objects.items() if o.kind == kind)
 
 
@@ -218,9 +241,11 @@ class ExperimentModel:
 
     @property
     def doc(self) -> Experiment:
+        """The experiment document."""
         return self.experiment.doc
 
     def scenario(self, name: str) -> Scenario:
+        """The expanded scenario called ``name`` (raises StopIteration when there is none)."""
         return next(s for s in self.scenarios if s.name == name)
 
     def resolve(self, scenario: str, topology: str) -> tuple[System, WorkloadModel]:

@@ -28,6 +28,7 @@ class Hop:
 
     @property
     def server_node(self) -> str | None:
+        """Graph node id of the server reached, or ``None`` when no server has the socket."""
         return None if self.server is None else server_id(self.daemon, self.server)
 
 

@@ -29,6 +29,11 @@ from sim.schema.experiment import (
 
 
 def from_matrix(matrix: Matrix) -> list[Scenario]:
+    """The matrix's scenarios: each fault on each target that has the field the fault is ``on``.
+
+    Each is named ``<target>.<fault>``, starts at the matrix's ``at_s``, with the matrix's and the
+    target's clients; the fault's actions are aimed at the same target.
+    """
     out = []
     for target in matrix.targets:
         for fault in matrix.faults:

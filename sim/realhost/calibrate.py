@@ -31,11 +31,18 @@ SIGMA_MAX = 4.0
 
 @dataclass
 class Sample:
+    """The timed calls of one procedure or measurement: round-trip times (ms) and a note for the
+    overlay.
+    """
+
     name: str
     times_ms: list[float] = field(default_factory=list)
     note: str = ""
 
     def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the times (ms), linearly interpolated; the sample must not be
+        empty.
+        """
         xs = sorted(self.times_ms)
         k = (len(xs) - 1) * q
         lo = int(k)
@@ -43,6 +50,7 @@ class Sample:
         return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
     def spread(self) -> dict[str, Any]:
+        """The sample's size and p10, median, p90 and max (ms), for the overlay's ``measured:``."""
         return {
             "n": len(self.times_ms),
             "p10_ms": round(self.quantile(0.1), 4),
@@ -52,6 +60,9 @@ class Sample:
         }
 
     def fit(self) -> dict[str, Any]:
+        """A log-normal service distribution: the sample median, and sigma from the interquartile
+        range (``(ln p75 - ln p25) / 1.349``, clamped to ``[0, SIGMA_MAX]``).
+        """
         med = max(statistics.median(self.times_ms), 1e-4)
         q25, q75 = self.quantile(0.25), self.quantile(0.75)
         sigma = (math.log(q75) - math.log(q25)) / 1.349 if q25 > 0 else 0.0
@@ -63,6 +74,9 @@ class Sample:
 
 
 def timed(fn: Callable[[], Any], n: int, warmup: int) -> list[float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``n`` times; return each timed call's wall time
+    in ms.
+    """
     for _ in range(warmup):
         fn()
     out = []
@@ -81,6 +95,9 @@ class Targets:
 
     @classmethod
     def find(cls, host: RealHost, conn: Any, guests: list[str]) -> Targets:
+        """The testbed's objects to call on: the first guest, the pool, and the first network and
+        device when there are any.
+        """
         found = {"domain": guests[0], "pool": host.pool.name}
         nets = conn.listAllNetworks()
         if nets:
@@ -106,6 +123,12 @@ def _target_of(host: RealHost, proc: str, targets: Targets) -> tuple[str | None,
 def measure_calls(
     host: RealHost, caller: Caller, procs: list[str], targets: Targets, n: int, warmup: int
 ) -> tuple[list[Sample], dict[str, str]]:
+    """Time every procedure of ``procs`` that can be called safely, ``n`` times after ``warmup``.
+
+    Returns the samples and, per procedure not timed, why: no mapping or a ``skip``, no target
+    object of its kind, or the call fails on this host.  Procedures with ``calibrate: false`` are
+    left out silently (the lifecycle pair is timed by :func:`measure_lifecycle`).
+    """
     samples, skipped = [], {}
     for proc in procs:
         call = host.call(proc)
@@ -144,6 +167,8 @@ def measure_lifecycle(caller: Caller, guest: str, start: str, stop: str, n: int)
 
 
 def measure_connect(uri: str, n: int, warmup: int) -> Sample:
+    """Time opening and closing a new connection to ``uri``."""
+
     def once() -> None:
         connect(uri).close()
 
@@ -175,6 +200,10 @@ def measure_daemon_start(host: RealHost, paths: tb.Paths, uri: str, reps: int) -
 
 
 def host_facts(conn: Any) -> dict[str, str]:
+    """What the measurements were made on: host name, client library and hypervisor versions,
+    kernel and date (UTC).
+    """
+
     def ver(v: int) -> str:
         return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
 
@@ -240,6 +269,10 @@ def overlay_doc(
     n: int,
     warmup: int,
 ) -> dict[str, Any]:
+    """The ``kind: catalog-overlay`` document: a fitted distribution for every sampled procedure
+    the catalog knows (``known``), the other samples as measurements, and the skipped procedures
+    with their reasons.
+    """
     method = (
         f"libvirt-python, one connection over the UNIX socket, {warmup} warm-up calls "
         f"then {n} timed sequential calls (client-observed round trip); lognormal fit: "

@@ -43,6 +43,10 @@ __doc__ = (__doc__ or "") + "".join(
 
 @dataclass(frozen=True)
 class Row:
+    """One compared value: simulated and real means with their 95% intervals (``None``: not
+    known), and the tolerance.
+    """
+
     scenario: str
     topology: str
     what: str  # metric name, or "probe CLIENT PROCEDURE FIELD"
@@ -54,6 +58,7 @@ class Row:
 
     @property
     def agrees(self) -> bool:
+        """Whether the means differ by at most the tolerance, or the two intervals overlap."""
         if abs(self.sim - self.real) <= self.tolerance + 1e-9:
             return True
         if self.sim_ci and self.real_ci:
@@ -63,6 +68,10 @@ class Row:
 
 @dataclass
 class Comparison:
+    """A simulated and a real results folder compared: the rows, what only one side has, the
+    scenarios refused on the real host, and the host's facts.
+    """
+
     sim_folder: Path
     real_folder: Path
     rows: list[Row]
@@ -73,6 +82,9 @@ class Comparison:
 
 
 def tolerance(metric: str, a: float, b: float) -> float:
+    """The tolerance for ``metric`` at values ``a`` and ``b``: the larger of its absolute one and
+    its relative one times the larger magnitude.
+    """
     key = metric.rsplit(" ", 1)[-1]
     base = key.split(".", 1)[0]
     absolute, relative = TOLERANCES.get(base, DEFAULT_TOLERANCE)
@@ -127,6 +139,9 @@ def _probe_rows(sim: list[dict[str, Any]], real: list[dict[str, Any]]) -> list[R
 
 
 def compare(sim_folder: Path, real_folder: Path) -> Comparison:
+    """Compare the simulated results in ``sim_folder`` with the real ones in ``real_folder``;
+    ResultsError when either is the wrong kind of folder or lacks a file.
+    """
     real_manifest = _load(real_folder, "manifest.json")
     if real_manifest.get("backend") != "real":
         raise ResultsError(f"{real_folder} is not a real run (manifest backend is not 'real')")
@@ -172,6 +187,9 @@ def to_json(c: Comparison) -> str:
 
 
 def to_markdown(c: Comparison) -> str:
+    """The comparison as a Markdown report: a table with a verdict per row, the counts, and what
+    was refused or is on one side only.
+    """
     h = c.host
     lines = [
         f"# Simulated versus real: {c.sim_folder} vs {c.real_folder}",

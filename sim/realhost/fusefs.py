@@ -44,6 +44,9 @@ class BlockingFS:
             time.sleep(POLL_S)
 
     def __call__(self, op: str, *args: Any) -> Any:
+        """Serve operation ``op``: first wait while the control file exists; an operation not
+        implemented fails with ENOSYS.
+        """
         self._gate()
         handler = getattr(self, op, None)
         if handler is None:
@@ -51,6 +54,7 @@ class BlockingFS:
         return handler(*args)
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        """Attributes of the root directory or of a volume file; ENOENT otherwise."""
         base = {"st_uid": 0, "st_gid": 0, "st_atime": self.t0, "st_mtime": self.t0}
         if path == "/":
             return base | {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2, "st_ctime": self.t0}
@@ -65,29 +69,37 @@ class BlockingFS:
         raise _fuse().FuseOSError(errno.ENOENT)
 
     def readdir(self, path: str, fh: int) -> list[str]:
+        """The root's entries: the volume files."""
         return [".", "..", *self.names]
 
     def opendir(self, path: str) -> int:
+        """Open a directory (always succeeds)."""
         return 0
 
     def releasedir(self, path: str, fh: int) -> int:
+        """Close a directory."""
         return 0
 
     def open(self, path: str, flags: int) -> int:
+        """Open a volume file (ENOENT for any other name)."""
         if path.lstrip("/") not in self.names:
             raise _fuse().FuseOSError(errno.ENOENT)
         return 0
 
     def release(self, path: str, fh: int) -> int:
+        """Close a file."""
         return 0
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        """``size`` zero bytes from ``offset``, up to the end of the volume."""
         return bytes(max(0, min(size, VOLUME_BYTES - offset)))
 
     def access(self, path: str, amode: int) -> int:
+        """Every access is allowed."""
         return 0
 
     def statfs(self, path: str) -> dict[str, int]:
+        """Fixed file-system figures (4 KiB blocks, half free)."""
         blocks = 1 << 16
         return {
             "f_bsize": 4096,
@@ -102,6 +114,9 @@ class BlockingFS:
 
 
 def main(argv: list[str]) -> None:
+    """Mount the file system at ``argv[0]`` with control file ``argv[1]`` and ``argv[2]``
+    volumes; serves in the foreground until unmounted.
+    """
     mount, control, volumes = Path(argv[0]), Path(argv[1]), int(argv[2])
     fuse = _fuse()
     ops = BlockingFS(control, volumes)

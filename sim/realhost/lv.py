@@ -51,6 +51,7 @@ def ensure_event_loop() -> None:
 
 
 def connect(uri: str) -> Any:
+    """Open a connection to ``uri``; RealHostError naming the URI when it fails."""
     try:
         return library().open(uri)
     except library().libvirtError as err:
@@ -58,6 +59,7 @@ def connect(uri: str) -> Any:
 
 
 def error_text(err: BaseException) -> str:
+    """A client-library error as one line (its type name when it has no message)."""
     return " ".join(str(err).split()) or type(err).__name__
 
 
@@ -69,16 +71,25 @@ class Caller:
         self.conn = conn
 
     def callable(self, procedure: str) -> bool:
+        """Whether the host description maps ``procedure`` to a client call (and does not skip
+        it).
+        """
         call = self.host.call(procedure)
         return call is not None and call.skip is None
 
     def why_not(self, procedure: str) -> str:
+        """Why ``procedure`` is not called: no mapping, or the ``skip`` reason (empty when it is
+        callable).
+        """
         call = self.host.call(procedure)
         if call is None:
             return "no mapping to a client call in the host description"
         return call.skip or ""
 
     def resolve(self, kind: str, name: str) -> Any:
+        """The object of ``kind`` called ``name``, looked up with the host description's
+        ``lookups``.
+        """
         return getattr(self.conn, self.host.lookups[kind])(name)
 
     def call(self, procedure: str, target: str | None = None) -> Any:

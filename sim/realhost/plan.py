@@ -27,10 +27,14 @@ NonNeg = Annotated[float, Field(ge=0)]
 
 
 class Loose(BaseModel):
+    """Base of the loose experiment schema: unknown keys are ignored, values frozen."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class RealFault(Loose):
+    """A fault as a real run reads it: any ``kind`` (the host description decides what runs)."""
+
     kind: str
     target: Target
     scope: str | None = None
@@ -39,18 +43,24 @@ class RealFault(Loose):
 
 
 class ProbeOv(Loose):
+    """A scenario's probe override (``overrides.probe``)."""
+
     every_s: float | None = None
     slo_ms: float | None = None
     timeout_s: float | None = None
 
 
 class RealOverrides(Loose):
+    """A scenario's overrides; ``counts`` and ``pool`` make the scenario refused."""
+
     counts: dict[str, int] = Field(default_factory=dict)
     pool: dict[str, Any] | None = None
     probe: ProbeOv | None = None
 
 
 class RealScenario(Loose):
+    """A scenario as a real run reads it: clients, faults, actions and overrides."""
+
     name: str
     clients: list[ClientDecl] = Field(default_factory=list)
     faults: list[RealFault] = Field(default_factory=list)
@@ -59,6 +69,8 @@ class RealScenario(Loose):
 
 
 class RealExperiment(Loose):
+    """An experiment as a real run reads it (the parts a real run uses)."""
+
     kind: str
     name: str
     topologies: list[str]
@@ -85,22 +97,32 @@ class Step:
 
 @dataclass
 class Plan:
+    """What a real run does in one scenario: the timed steps, or why it cannot run (``refused``)."""
+
     scenario: RealScenario
     steps: list[Step] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
     @property
     def fault_at(self) -> float | None:
+        """The earliest fault's start (s), or ``None`` without a fault."""
         return min((f.at_s for f in self.scenario.faults), default=None)
 
     @property
     def fault_end(self) -> float | None:
+        """The latest fault's end (s; its start for an open-ended fault), or ``None`` without a
+        fault.
+        """
         ends = [f.at_s + (f.duration_s or 0.0) for f in self.scenario.faults]
         return max(ends, default=None)
 
 
 @dataclass
 class Inputs:
+    """An experiment's documents for a real run in one topology: scenarios (sweeps expanded),
+    topology, workload, client profiles, catalog.
+    """
+
     path: Path
     exp: RealExperiment
     scenarios: list[RealScenario]
@@ -120,6 +142,9 @@ def _validate(data: Any, model: type[Loose], src: Source, at: tuple[str | int, .
 
 
 def load_inputs(path: Path, topology: str) -> Inputs:
+    """Read the experiment at ``path`` loosely and load the topology called ``topology``, the
+    workload, its profiles and catalog; ConfigError when there is no such topology.
+    """
     src = read_yaml(path)
     exp: RealExperiment = _validate(src.data, RealExperiment, src)
     scenarios = list(exp.scenarios)
@@ -178,6 +203,9 @@ def _impl(host: RealHost, kind: str, scope: str | None) -> FaultImpl | str:
 def plan_fault(
     host: RealHost, bed: BedTopology, topo: Topology, f: RealFault, guests: list[str]
 ) -> list[Step] | str:
+    """The steps that realise fault ``f`` on the testbed (signals, a pool block, and their ends),
+    or why the host cannot.
+    """
     impl = _impl(host, f.kind, f.scope)
     if isinstance(impl, str):
         return impl
@@ -206,6 +234,9 @@ def plan_fault(
 
 
 def plan_action(bed: BedTopology, topo: Topology, cat: Catalog, a: Action) -> list[Step] | str:
+    """The steps that carry out action ``a`` on the testbed (a daemon stop or start, a lifecycle
+    call on a guest), or why the host cannot.
+    """
     kind, value = a.target.key
     if a.kind in ("guest-start", "guest-stop"):
         proc = cat.lifecycle.start if a.kind == "guest-start" else cat.lifecycle.stop
@@ -229,6 +260,9 @@ def plan_action(bed: BedTopology, topo: Topology, cat: Catalog, a: Action) -> li
 def plan(
     host: RealHost, bed: BedTopology, inputs: Inputs, sc: RealScenario, guests: list[str]
 ) -> Plan:
+    """The plan of scenario ``sc``: its faults' and actions' steps in time order, or everything
+    that makes it refused.
+    """
     p = Plan(sc)
     if sc.overrides.pool is not None:
         p.refused.append("worker-pool overrides would need a daemon reconfiguration per scenario")
@@ -246,6 +280,7 @@ def plan(
 
 
 def probe_of(workload: Workload, sc: RealScenario) -> Probe:
+    """The workload's probe with the scenario's probe overrides applied."""
     ov = sc.overrides.probe
     if ov is None:
         return workload.probe
@@ -264,5 +299,6 @@ def guest_groups(workload: Workload) -> dict[str, str]:
 
 
 def workload_guests(workload: Workload) -> list[str]:
+    """Names of the guests the workload has running, as the engine names them."""
     running = {g.name for g in workload.guests if g.running}
     return [name for name, group in guest_groups(workload).items() if group in running]

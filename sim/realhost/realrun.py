@@ -45,6 +45,9 @@ class Call:
     error: str
 
     def row(self) -> dict[str, Any]:
+        """The call as a line of ``calls.jsonl``, with its latency in ms (``None`` if it never
+        ended).
+        """
         return self.__dict__ | {
             "latency_ms": None
             if self.t_end is None
@@ -53,10 +56,13 @@ class Call:
 
 
 class Clock:
+    """Seconds since the start of the replication, on the monotonic clock."""
+
     def __init__(self) -> None:
         self.t0 = time.monotonic()
 
     def now(self) -> float:
+        """Seconds since the clock was made."""
         return time.monotonic() - self.t0
 
     def sleep_until(self, t: float, stop: threading.Event) -> bool:
@@ -87,14 +93,17 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     def uri(self, model_uri: str) -> str:
+        """The testbed URI that serves ``model_uri`` in the topology that is up."""
         bed = self.host.topology(tb.State.read(self.paths).topology)
         return self.paths.uri(bed, model_uri)
 
     def record(self, call: Call) -> None:
+        """Add an observed call (thread-safe)."""
         with self.lock:
             self.calls.append(call)
 
     def spawn(self, fn: Any, *args: Any, name: str = "") -> threading.Thread:
+        """Start ``fn(*args)`` on a daemon thread of this run and keep it to join at the end."""
         t = threading.Thread(target=fn, args=args, daemon=True, name=name)
         t.start()
         self.threads.append(t)
@@ -251,6 +260,9 @@ def _tick(run: Run, session: Session, spec: CallSpec, per_call: bool) -> None:
 
 
 def start_clients(run: Run, decls: list[ClientDecl]) -> None:
+    """Start one thread per call of each client in ``decls``; RealHostError for an unknown
+    profile.
+    """
     for decl in decls:
         profile = run.inputs.profiles.get(decl.profile)
         if profile is None:
@@ -319,6 +331,9 @@ def _daemon(run: Run, name: str) -> Any:
 
 
 def do_step(run: Run, step: Step) -> None:
+    """Carry out one planned step now: a signal to a daemon or guest, a pool block or unblock, a
+    daemon stop or start, or an operator's lifecycle call.
+    """
     paths = run.paths
     if step.what == "signal":
         _, d = _daemon(run, step.on)
@@ -417,6 +432,9 @@ def reset(host: RealHost, paths: tb.Paths, guests: list[str]) -> None:
 
 
 def categories(calls: list[Call], catalog: Any) -> list[CallRecord]:
+    """The finished calls as the engine's call records, with the procedure's driver and operation
+    from the catalog.
+    """
     procs = {p.name: p for p in catalog.procedures}
     out = []
     for c in calls:
@@ -431,6 +449,12 @@ def categories(calls: list[Call], catalog: Any) -> list[CallRecord]:
 def run_replication(
     host: RealHost, inputs: Inputs, paths: tb.Paths, plan: Plan, rep: int, seed: int
 ) -> tuple[dict[str, Any], list[Call], list[str]]:
+    """Run replication ``rep`` of the plan's scenario on the testbed for the experiment's
+    ``duration_s`` (wall-clock seconds).
+
+    Returns the run's record (the engine's metrics), every observed call, and notes.  The testbed is
+    reset to the steady state before and after; calls that end after the duration do not count.
+    """
     exp, sc = inputs.exp, plan.scenario
     guests = workload_guests(inputs.workload)
     all_guests = sorted({*guests, *(s.on for s in plan.steps if s.what.startswith("guest"))})

@@ -25,6 +25,10 @@ from sim.schema.realhost import RealHost
 
 @dataclass
 class RealOutcome:
+    """A finished real run: its results folder, summary, the scenarios refused with reasons, and
+    notes.
+    """
+
     folder: Path
     summary: dict[str, Any]
     refused: dict[str, list[str]]
@@ -50,6 +54,10 @@ def realrun(
     only: list[str],
     progress: Callable[[str], None] | None = None,
 ) -> RealOutcome:
+    """Run every runnable scenario of ``experiment`` (or those in ``only``) on the testbed at
+    ``prefix`` and write a results folder; RealHostError when the testbed is down, lacks the
+    workload's guests, or no scenario can run.
+    """
     paths = tb.Paths(prefix)
     st = tb.status(host, prefix)
     if not st["up"]:

@@ -34,33 +34,44 @@ WAIT_S = 0.05
 
 
 def load_host(path: Path = DEFAULT_SPEC) -> RealHost:
+    """Load and validate a host description (``kind: realhost``)."""
     return load_as(path, RealHost).doc
 
 
 @dataclass(frozen=True)
 class Paths:
+    """Where the testbed keeps everything: one prefix directory."""
+
     prefix: Path
 
     def sub(self, name: str) -> Path:
+        """The testbed directory or file ``name`` under the prefix."""
         return self.prefix / name
 
     @property
     def run(self) -> Path:
+        """The runtime directory (sockets, pid files)."""
         return self.sub("run")
 
     @property
     def mount(self) -> Path:
+        """Where the FUSE pool is mounted."""
         return self.sub("pool")
 
     @property
     def control(self) -> Path:
+        """The control file: while it exists, the FUSE pool withholds its replies."""
         return self.sub("pool.blocked")
 
     @property
     def state(self) -> Path:
+        """The testbed's state file."""
         return self.sub("state.json")
 
     def uri(self, topo: Topology, model_uri: str) -> str:
+        """The testbed URI that serves ``model_uri`` in ``topo``; RealHostError when it serves
+        none.
+        """
         try:
             return topo.uris[model_uri].replace("{run}", str(self.run))
         except KeyError:
@@ -69,6 +80,10 @@ class Paths:
 
 @dataclass
 class State:
+    """What the testbed brought up (``state.json``): topology, directories it created, FUSE
+    server pid, guests, network and virtualisation type.
+    """
+
     topology: str = "monolithic"
     created_dirs: list[str] = field(default_factory=list)
     fuse_pid: int | None = None
@@ -78,11 +93,13 @@ class State:
 
     @classmethod
     def read(cls, paths: Paths) -> State:
+        """The saved state, or a fresh one when the testbed was never brought up."""
         if not paths.state.exists():
             return cls()
         return cls(**json.loads(paths.state.read_text(encoding="utf-8")))
 
     def write(self, paths: Paths) -> None:
+        """Save the state."""
         paths.state.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
 
 
@@ -100,6 +117,7 @@ def proc_state(pid: int | None) -> str:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, or ``None`` when it is missing or not a number."""
     try:
         return int(path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
@@ -119,6 +137,7 @@ def daemon_pid(paths: Paths, d: DaemonSpec) -> int | None:
 
 
 def is_guest_process(host: RealHost, pid: int | None) -> bool:
+    """Whether ``pid`` is a live process running the guest program."""
     if proc_state(pid) == "dead":
         return False
     try:
@@ -128,11 +147,13 @@ def is_guest_process(host: RealHost, pid: int | None) -> bool:
 
 
 def guest_pid(host: RealHost, paths: Paths, name: str) -> int | None:
+    """The pid of guest ``name``'s process, or ``None`` when it is not running."""
     pid = read_pid(paths.run / host.guests.pid_dir / f"{name}.pid")
     return pid if is_guest_process(host, pid) else None
 
 
 def signal_pid(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid``; a process already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 
@@ -147,6 +168,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> float:
 
 
 def socket_answers(path: Path) -> bool:
+    """Whether a connection to the UNIX socket at ``path`` succeeds within 1 s."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(1.0)
     try:
@@ -179,6 +201,7 @@ def preflight(host: RealHost) -> list[str]:
 
 
 def kvm_usable() -> bool:
+    """Whether hardware virtualisation (``/dev/kvm``) can be opened."""
     try:
         fd = os.open("/dev/kvm", os.O_RDWR)
     except OSError:
@@ -195,6 +218,9 @@ def _setting(value: str | int | list[str]) -> str:
 
 
 def write_files(host: RealHost, paths: Paths) -> None:
+    """Write the testbed's directories, config files, and the copies of host files with their
+    ``append`` lines.
+    """
     for name in host.host_dirs:
         paths.sub(name).mkdir(parents=True, exist_ok=True)
     for cf in host.config_files:
@@ -237,6 +263,9 @@ def _daemon_argv(host: RealHost, d: DaemonSpec) -> list[str]:
 
 
 def namespace_pid(host: RealHost, paths: Paths, topo: Topology) -> int | None:
+    """The pid of the first running daemon of ``topo`` (whose namespaces the others join), or
+    ``None``.
+    """
     for d in topo.daemons:
         pid = daemon_pid(paths, d)
         if pid is not None:
@@ -271,6 +300,9 @@ def start_daemon(host: RealHost, paths: Paths, topo: Topology, d: DaemonSpec) ->
 
 
 def stop_daemon(paths: Paths, d: DaemonSpec, timeout_s: float = 10.0) -> None:
+    """Stop a daemon: SIGCONT and SIGTERM, then SIGKILL if it has not exited within ``timeout_s``
+    seconds.
+    """
     pid = daemon_pid(paths, d)
     if pid is None:
         return
@@ -285,12 +317,14 @@ def stop_daemon(paths: Paths, d: DaemonSpec, timeout_s: float = 10.0) -> None:
 
 # ------------------------------------------------------------------------------ FUSE
 def is_mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point."""
     target = str(path.resolve()) if path.exists() else str(path)
     with open("/proc/self/mounts", encoding="utf-8") as fh:
         return any(line.split()[1] == target for line in fh)
 
 
 def start_fuse(host: RealHost, paths: Paths, state: State) -> None:
+    """Mount the FUSE pool unblocked, unless it is already mounted and served."""
     if is_mounted(paths.mount) and proc_state(state.fuse_pid) != "dead":
         return
     paths.mount.mkdir(parents=True, exist_ok=True)
@@ -320,6 +354,7 @@ def start_fuse(host: RealHost, paths: Paths, state: State) -> None:
 
 
 def set_blocked(paths: Paths, blocked: bool) -> None:
+    """Make the FUSE pool withhold (``blocked``) or give its replies."""
     if blocked:
         paths.control.touch()
     else:
@@ -327,6 +362,7 @@ def set_blocked(paths: Paths, blocked: bool) -> None:
 
 
 def stop_fuse(paths: Paths, state: State) -> None:
+    """Unblock and unmount the FUSE pool and stop its server."""
     set_blocked(paths, False)
     if is_mounted(paths.mount):
         subprocess.run(
@@ -346,6 +382,9 @@ def stop_fuse(paths: Paths, state: State) -> None:
 
 # ------------------------------------------------------------------------------ objects
 def guest_names(host: RealHost, count: int | None = None) -> list[str]:
+    """The testbed's guest names (``<prefix>-<i>``), ``count`` of them or the description's
+    count.
+    """
     n = host.guests.count if count is None else count
     return [f"{host.guests.prefix}-{i}" for i in range(n)]
 
@@ -356,6 +395,9 @@ def _guest_xml(host: RealHost, name: str, virt: str) -> str:
 
 
 def define_objects(host: RealHost, paths: Paths, topo: Topology, state: State, n: int) -> None:
+    """Define the pool, ``n`` guests and the network through the testbed's first URI, recording
+    them in ``state``.
+    """
     lib = library()
     conn = connect(paths.uri(topo, next(iter(topo.uris))))
     try:
@@ -488,6 +530,9 @@ def _destroy_guests(
 
 
 def status(host: RealHost, prefix: Path) -> dict[str, Any]:
+    """The testbed's state: topology, whether it is up (every daemon running), daemons' and
+    guests' pids and process states, pool, network and URI.
+    """
     paths = Paths(prefix)
     state = State.read(paths)
     if not paths.state.exists():

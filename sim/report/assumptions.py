@@ -38,6 +38,10 @@ def link_citations(text: str, link: str) -> str:
 
 @dataclass(frozen=True)
 class Provenance:
+    """One model block's provenance: where it is in the model (``obj``), its file, and its
+    ``source:`` and ``assumption:``.
+    """
+
     obj: str
     file: str
     source: str | None
@@ -46,12 +50,15 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Tally:
+    """Counts of the blocks with provenance: all, with a source, with an assumption, with both."""
+
     blocks: int
     sourced: int
     assumed: int
     both: int
 
     def sentence(self) -> str:
+        """The tally as one sentence of the report (a block with both counts as assumed)."""
         only = self.sourced - self.both
         return (
             f"{only} values sourced, {self.assumed} assumed: of the {self.blocks} model blocks "
@@ -61,6 +68,7 @@ class Tally:
 
 
 def tally(items: list[Provenance]) -> Tally:
+    """Count the blocks with a source, with an assumption, and with both."""
     sourced = sum(p.source is not None for p in items)
     assumed = sum(p.assumption is not None for p in items)
     both = sum(p.source is not None and p.assumption is not None for p in items)
@@ -107,6 +115,9 @@ def walk(node: BaseModel, label: str, file: str, skip: Skip) -> Iterator[Provena
 
 
 def used_profiles(model: ExperimentModel) -> set[str]:
+    """Names of the client profiles the experiment's workload or any of its scenarios declares
+    clients of.
+    """
     decls = list(model.workload.workload.doc.clients)
     decls += [c for sc in model.scenarios for c in sc.clients]
     return {c.profile for c in decls}

@@ -37,6 +37,7 @@ NICE = {
 
 
 def label(metric: str) -> str:
+    """The axis label of ``metric`` (its name when it has no nicer one)."""
     return NICE.get(metric, metric)
 
 

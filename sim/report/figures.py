@@ -39,12 +39,18 @@ class FigureOptions:
 
 @dataclass
 class FigureSet:
+    """The figures drawn for a report, the timeline runs whose re-run metrics differ from
+    ``runs.jsonl`` (``mismatched``), the rule that chose the timelines, and the graph engine
+    used.
+    """
+
     figures: list[Figured] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     timeline_rule: str = ""
     graph_engine: str = ""
 
     def in_section(self, section: str) -> list[Figured]:
+        """The figures of report section ``section``, in drawing order."""
         return [f for f in self.figures if f.section == section]
 
 
@@ -146,6 +152,9 @@ def _rule(res: Results, opts: FigureOptions, n: int) -> str:
 
 
 def first_fault(res: Results) -> tuple[str, Fault] | None:
+    """The first scenario with a fault that the summary holds, and its first fault; ``None``
+    without a model or such a scenario.
+    """
     if res.model is None:
         return None
     for sc in res.model.scenarios:

@@ -99,14 +99,17 @@ class Compared:
 
     @property
     def verdict(self) -> Verdict:
+        """Whether b is lower, higher or not different from a, by the gate's rule."""
         return verdict(self.diff, int(self.stat_a["n"]), self.metric)
 
     @property
     def mean_a(self) -> float:
+        """The metric's mean in topology a."""
         return float(self.stat_a["mean"])
 
     @property
     def mean_b(self) -> float:
+        """The metric's mean in topology b."""
         return float(self.stat_b["mean"])
 
     @property
@@ -128,10 +131,14 @@ class Compared:
         return "partial"
 
     def clause(self) -> str:
+        """The metric and its difference with its interval, as a clause of a sentence."""
         return f"`{self.metric}` {estimate(self.diff, self.metric, 'diff_mean')}"
 
 
 def compared(res: Results, scenario: str, metric: str, a: str, b: str) -> Compared | None:
+    """The comparison of ``metric`` in ``scenario`` between topologies ``a`` and ``b``; ``None``
+    when the summary lacks either value or their difference.
+    """
     sa, sb = res.stat(scenario, a, metric), res.stat(scenario, b, metric)
     diff = res.comparison(scenario, metric, a, b)
     if sa is None or sb is None or diff is None:
@@ -200,6 +207,7 @@ class Group:
 
     @property
     def gap(self) -> float:
+        """The largest absolute mean difference among the group's scenarios."""
         return max(abs(float(c.diff["diff_mean"])) for c in self.items)
 
     def levels(self, metric: str) -> str:
@@ -218,6 +226,9 @@ class Group:
 
 
 def span(values: Sequence[float], metric: str) -> str:
+    """The range of ``values`` at the metric's precision (one number when both ends print the
+    same).
+    """
     lo, hi = min(values), max(values)
     a, b = value(lo, metric), value(hi, metric)
     return a if a == b else f"{a}–{b}"
@@ -253,6 +264,7 @@ def both(names: Sequence[str]) -> str:
 
 
 def either(names: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
     names = list(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]}"
 
@@ -410,6 +422,7 @@ def _boot_findings(res: Results, scenarios: Sequence[str], a: str, b: str) -> li
 
 
 def decimals_of(metric: str, values: Sequence[float]) -> int:
+    """The decimals that show ``values`` of ``metric`` apart (:func:`sim.report.fmt.decimals`)."""
     from sim.report.fmt import decimals
 
     return decimals(metric, *values)

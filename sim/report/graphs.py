@@ -141,6 +141,9 @@ def _edges(ax: Axes, g: nx.DiGraph, pos: dict[str, tuple[float, float]]) -> None
 
 
 def coarse_figure(system: System, graph: nx.DiGraph, hl: Highlight, title: str) -> Figure:
+    """The matplotlib drawing of the coarse graph (clients and guest groups, drivers, daemons)
+    with ``hl``'s reach coloured.
+    """
     g = coarse(system, graph, hl)
     pos = _positions(g)
     rows = max((-y for _, y in pos.values()), default=0) + 1

@@ -39,6 +39,7 @@ blockquote { border-left: 4px solid #e0a000; margin: .5rem 0; padding: .2rem .8r
 
 
 def data_uri(path: Path) -> str | None:
+    """The file as a ``data:`` URI, or ``None`` when it is missing or not an image type we embed."""
     mime = MIME.get(path.suffix.lower())
     if mime is None or not path.is_file():
         return None
@@ -52,6 +53,9 @@ def _inside(folder: Path, src: str) -> Path | None:
 
 
 def converter(folder: Path) -> MarkdownIt:
+    """A Markdown renderer whose images are embedded from ``folder`` (an image outside it, or
+    missing, renders as a note).
+    """
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
 
     def image(_self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:

@@ -46,16 +46,19 @@ class Figured:
     section: str
 
     def files(self) -> tuple[str, str]:
+        """The SVG and PNG paths, relative to the results folder."""
         return f"figures/{self.stem}.svg", f"figures/{self.stem}.png"
 
 
 @contextmanager
 def style() -> Iterator[None]:
+    """Apply the report's matplotlib settings for the duration of the block."""
     with mpl.rc_context(RC):
         yield
 
 
 def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches with an Agg canvas, detached from pyplot."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -69,6 +72,7 @@ def save(fig: Figure, folder: Path, stem: str) -> None:
 
 
 def colour(topologies: Sequence[str], topology: str) -> str:
+    """The colour of ``topology``, by its place among ``topologies``."""
     return PALETTE[list(topologies).index(topology) % len(PALETTE)]
 
 

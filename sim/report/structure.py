@@ -24,6 +24,7 @@ class MatrixLayout:
 
     @property
     def scenarios(self) -> list[str]:
+        """The filled cells' scenarios, row by row in target then fault order."""
         return [self.cells[k] for k in sorted(self.cells, key=self._order)]
 
     def _order(self, key: tuple[str, str]) -> tuple[int, int]:
@@ -32,6 +33,8 @@ class MatrixLayout:
 
 @dataclass(frozen=True)
 class SweepPoint:
+    """One point of a sweep: its scenario, and each axis's label and value there."""
+
     scenario: str
     labels: tuple[str, ...]
     values: tuple[Any, ...]
@@ -56,6 +59,9 @@ def _is_number(v: Any) -> bool:
 
 
 def matrix_layout(res: Results) -> MatrixLayout | None:
+    """The fault matrix of the summary's scenarios, or ``None`` when there is no matrix or none
+    of its scenarios are in the summary.
+    """
     exp = res.experiment
     if exp is None or exp.matrix is None:
         return None
@@ -104,6 +110,7 @@ def _parse(sweep: Sweep, name: str) -> SweepPoint | None:
 
 
 def sweep_layouts(res: Results) -> list[SweepLayout]:
+    """The layout of each sweep that has scenarios in the summary."""
     if res.experiment is None:
         return []
     out = []

@@ -50,6 +50,9 @@ def compare_table(res: Results, first: Sequence[str], items: Sequence[Item]) -> 
 
 
 def scenario_table(res: Results, scenario: str, metrics: Sequence[str]) -> list[str]:
+    """The headline table of one scenario: each of ``metrics`` in every topology, with the
+    differences.
+    """
     return compare_table(res, ["metric"], [((f"`{m}`",), scenario, m) for m in metrics])
 
 

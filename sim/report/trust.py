@@ -80,6 +80,9 @@ def read_compare(folder: Path) -> tuple[list[dict[str, Any]], str] | None:
 
 
 def validation_lines(folder: Path | None) -> list[str]:
+    """The report's sim-versus-real part: ``compare.json`` of ``folder`` as a table, or a
+    sentence saying why there is none.
+    """
     if folder is None:
         return [
             "No sim-versus-real comparison was given (`virtchaos report --validation DIR`, "

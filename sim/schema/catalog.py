@@ -125,6 +125,8 @@ class Handshake(Sourced):
 
 
 class Catalog(Sourced):
+    """The ``kind: catalog`` document: a system's drivers, object kinds, procedures, lifecycle."""
+
     kind: Literal["catalog"]
     name: Name
     description: str = ""

@@ -118,20 +118,27 @@ class Sourced(Strict):
 
 
 class Constant(Strict):
+    """A fixed time (``dist: constant``): always ``value_ms`` milliseconds."""
+
     dist: Literal["constant"]
     value_ms: Millis
 
     @property
     def mean_ms(self) -> float:
+        """Mean in milliseconds: the value itself."""
         return self.value_ms
 
 
 class Exponential(Strict):
+    """Exponentially distributed time (``dist: exponential``), mean ``mean_ms`` ms."""
+
     dist: Literal["exponential"]
     mean_ms: PosMillis
 
 
 class Uniform(Strict):
+    """Uniform time (``dist: uniform``) from ``low_ms`` to ``high_ms`` (>= ``low_ms``) ms."""
+
     dist: Literal["uniform"]
     low_ms: Millis
     high_ms: Millis
@@ -144,6 +151,7 @@ class Uniform(Strict):
 
     @property
     def mean_ms(self) -> float:
+        """Mean in milliseconds: the midpoint of the range."""
         return (self.low_ms + self.high_ms) / 2
 
 
@@ -156,6 +164,7 @@ class LogNormal(Strict):
 
     @property
     def mean_ms(self) -> float:
+        """Mean in milliseconds: ``median_ms * exp(sigma**2 / 2)``."""
         return self.median_ms * math.exp(self.sigma**2 / 2)
 
 

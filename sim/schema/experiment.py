@@ -76,6 +76,7 @@ class Target(Strict):
 
     @property
     def key(self) -> tuple[str, str]:
+        """The one field given, as ``(field, value)`` (for example ``('daemon', 'virtqemud')``)."""
         for k, v in self.model_dump().items():
             if v is not None:
                 return k, str(v)
@@ -151,6 +152,10 @@ class PoolOverride(Strict):
 
 
 class ProbeOverride(Strict):
+    """Probe settings for one scenario (``probe:`` under ``overrides:``); a field left out keeps
+    the workload's.
+    """
+
     every_s: PosSeconds | None = None
     slo_ms: PosMillis | None = None
     timeout_s: PosSeconds | None = None

@@ -36,6 +36,13 @@ class Measurement(Sourced):
 
 
 class CatalogOverlay(Sourced):
+    """The ``kind: catalog-overlay`` document: measured service times for the named ``catalog``.
+
+    ``procedures`` replace those procedures' service distributions; ``measurements`` are other host
+    measurements kept for the record; ``skipped`` names the procedures not measured, with the
+    reason.
+    """
+
     kind: Literal["catalog-overlay"]
     name: Name
     catalog: Name = Field(description="the name of the catalog this overlay applies to")

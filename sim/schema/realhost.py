@@ -59,6 +59,8 @@ class ExtraFile(Strict):
 
 
 class ConfigFile(Sourced):
+    """A config file the testbed writes (``config_files:``) with these ``settings``."""
+
     name: str
     settings: dict[str, str | int | list[str]]
 
@@ -85,6 +87,8 @@ class PoolSpec(Sourced):
 
 
 class NetworkSpec(Sourced):
+    """A virtual network the testbed defines (``network:``), from its ``xml`` definition."""
+
     name: Name
     xml: str
 
@@ -125,12 +129,16 @@ class FaultImpl(Strict):
 
 
 class Refusal(Strict):
+    """A fault kind (and scope) this host cannot realise (``refused:``), and why."""
+
     kind: Name
     scope: Name | None = None
     reason: str
 
 
 class Packages(Strict):
+    """What the host needs (``packages:``): apt and pip packages, programs on PATH."""
+
     apt: list[str]
     pip: list[str]
     binaries: list[str] = Field(description="programs that must be on PATH")
@@ -159,6 +167,7 @@ class RealHost(Sourced):
     start_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
     def topology(self, name: str) -> Topology:
+        """The testbed topology called ``name``; raises ``KeyError`` naming the ones there are."""
         for t in self.topologies:
             if t.name == name:
                 return t
@@ -166,4 +175,5 @@ class RealHost(Sourced):
         raise KeyError(f"no testbed topology {name!r} (this host description has {have})")
 
     def call(self, procedure: str) -> ProcedureCall | None:
+        """How ``procedure`` is called on this host, or ``None`` when the file does not say."""
         return next((p for p in self.procedures if p.procedure == procedure), None)

@@ -70,6 +70,8 @@ class Daemon(Sourced):
 
 
 class UnitBase(Sourced):
+    """What every unit has: a name, dependencies and ordering (``requires:``, ``after:`` ...)."""
+
     name: Name
     description: str = ""
     requires: list[Name] = Field(default_factory=list)
@@ -102,6 +104,8 @@ class ServiceUnit(UnitBase):
 
 
 class Listen(Strict):
+    """One socket a socket unit listens on (``listen:``): ``path`` and file ``mode``."""
+
     path: str
     mode: str | None = None
 
@@ -118,6 +122,8 @@ class SocketUnit(UnitBase):
 
 
 class TargetUnit(UnitBase):
+    """A target unit (systemd.target): a synchronisation point with no process of its own."""
+
     type: Literal["target"]
 
 
@@ -132,6 +138,10 @@ class Route(Sourced):
 
 
 class PresetRule(Strict):
+    """One preset rule (``rules:``): ``enable`` or ``disable`` units matching the glob
+    ``pattern``.
+    """
+
     action: Literal["enable", "disable"]
     pattern: str
 

@@ -97,11 +97,20 @@ class CallSpec(Strict):
 
 
 class Keepalive(Strict):
+    """Client keepalive (``keepalive:``): a ping every ``interval_s`` seconds; after ``count``
+    unanswered ones (``interval_s * (count + 1)`` seconds of silence) the connection is dead.
+    """
+
     interval_s: PosSeconds
     count: Count0
 
 
 class Reconnect(Strict):
+    """Reconnection after a lost connection (``reconnect:``): wait ``delay_s`` seconds first.
+
+    ``max_attempts`` (``null``: no limit) is validated but not yet read by the engine.
+    """
+
     delay_s: Seconds = 5.0
     max_attempts: Count0 | None = None
 
@@ -123,6 +132,8 @@ class ClientProfile(Sourced):
 
 
 class ClientProfiles(Sourced):
+    """The ``kind: client-profiles`` document: commands and client profiles a workload imports."""
+
     kind: Literal["client-profiles"]
     name: Name
     commands: list[Command] = Field(default_factory=list)
@@ -169,6 +180,8 @@ class Host(Sourced):
 
 
 class Workload(Sourced):
+    """The ``kind: workload`` document: objects, guests, clients and the probe."""
+
     kind: Literal["workload"]
     name: Name
     description: str = ""

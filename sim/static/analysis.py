@@ -81,6 +81,7 @@ class OpSets:
     reconnect: tuple[str, ...] = ()
 
     def of(self, op: str) -> tuple[str, ...]:
+        """The guests whose ``op`` operation (one of :data:`OPS`) is reached."""
         ops: tuple[str, ...] = getattr(self, op)
         return ops
 
@@ -120,6 +121,7 @@ class Reach:
     nodes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The reach as plain data, without ``nodes``."""
         out = asdict(self)
         del out["nodes"]
         return out
@@ -170,6 +172,7 @@ class Analysis:
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The analysis as plain data, each target's crash and hang reach without ``nodes``."""
         out = asdict(self)
         for key in ("daemons", "drivers"):
             for row, tr in zip(out[key], getattr(self, key), strict=True):
@@ -178,6 +181,7 @@ class Analysis:
         return out
 
     def to_json(self) -> str:
+        """The analysis as JSON text (indented, keys sorted: stable across runs)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 

@@ -60,34 +60,42 @@ Refs = dict[str, tuple[str, ...]]
 
 
 def unit_id(name: str) -> str:
+    """Graph node id of a unit."""
     return f"unit:{name}"
 
 
 def daemon_id(name: str) -> str:
+    """Graph node id of a daemon."""
     return f"daemon:{name}"
 
 
 def driver_id(name: str) -> str:
+    """Graph node id of a driver."""
     return f"driver:{name}"
 
 
 def proc_id(name: str) -> str:
+    """Graph node id of a procedure."""
     return f"proc:{name}"
 
 
 def object_id(name: str) -> str:
+    """Graph node id of a workload object."""
     return f"object:{name}"
 
 
 def guest_id(name: str) -> str:
+    """Graph node id of a guest."""
     return f"guest:{name}"
 
 
 def op_id(guest: str, op: str) -> str:
+    """Graph node id of one operation (:data:`OPS`) of a guest."""
     return f"guest:{guest}:{op}"
 
 
 def client_id(name: str) -> str:
+    """Graph node id of a workload client."""
     return f"client:{name}"
 
 
@@ -397,11 +405,13 @@ def build_graph(system: System, workload: WorkloadModel) -> nx.DiGraph:
 
 
 def holds_of(graph: nx.DiGraph) -> tuple[Hold, ...]:
+    """The graph's worker holds (empty for a graph not made by :func:`build_graph`)."""
     holds: tuple[Hold, ...] = graph.graph.get("holds", ())
     return holds
 
 
 def sources_of(graph: nx.DiGraph) -> dict[str, int | None]:
+    """Calls each hold source can have in flight at once (``None``: no bound)."""
     sources: dict[str, int | None] = graph.graph.get("sources", {})
     return sources
 

@@ -66,6 +66,7 @@ class Change:
     risk: str = ""
 
     def describe(self) -> str:
+        """The change in one line, without its risk mark."""
         if self.change == "changed":
             return f"{self.subject}: {self.kind} {_fmt(self.old)} -> {_fmt(self.new)}"
         return f"{self.change} {self.kind} {self.subject}"
@@ -88,6 +89,9 @@ class BlastChange:
 
     @property
     def risk(self) -> str:
+        """``"blast radius grows"`` when B reaches more guests, or puts more guest lives at risk,
+        than A; else empty (a target missing in one counts as 0).
+        """
         grew = (self.new_guests or 0) > (self.old_guests or 0)
         grew = grew or (self.new_lives or 0) > (self.old_lives or 0)
         return "blast radius grows" if grew else ""
@@ -95,6 +99,10 @@ class BlastChange:
 
 @dataclass(frozen=True)
 class ModelDiff:
+    """Everything that differs from topology ``a`` to topology ``b`` under a workload of
+    ``guests`` guests.
+    """
+
     a: str
     b: str
     changes: tuple[Change, ...]
@@ -103,6 +111,7 @@ class ModelDiff:
 
     @property
     def risks(self) -> list[str]:
+        """One line per change or blast-radius change that may widen a fault's reach."""
         return [f"{c.describe()}: {c.risk}" for c in self.changes if c.risk] + [
             f"{b.target} ({b.mode}): {b.risk}" for b in self.blast if b.risk
         ]

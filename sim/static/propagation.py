@@ -20,10 +20,12 @@ EdgeFilter = Callable[[dict[str, Any]], bool]
 
 
 def hard(attrs: dict[str, Any]) -> bool:
+    """Whether the edge carries failures (a requirement)."""
     return bool(attrs["strength"] == "hard")
 
 
 def blocking(attrs: dict[str, Any]) -> bool:
+    """Whether the edge carries waiting (a caller waits while the dependency hangs)."""
     return bool(attrs["blocking"])
 
 

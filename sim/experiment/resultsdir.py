@@ -186,7 +186,7 @@ def finish(ws: Workspace) -> None:
 
 
 # ------------------------------------------------------------------------ same inputs?
-IDENTITY = ("version", "git_commit", "seed", "replications")
+IDENTITY = ("version", "git_commit", "seed", "replications", "stopping", "shard")
 DOCUMENTS = ("experiment", "topologies", "workload")
 
 

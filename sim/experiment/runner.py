@@ -20,12 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sim import __version__
 from sim.engine.simulation import Simulation
+from sim.errors import ConfigError
 from sim.experiment.budget import check_size
 from sim.experiment.metrics import NOT_RECOVERED, Window, compute
 from sim.experiment.resultsdir import finish, prepare
@@ -428,15 +429,20 @@ def run_experiment(
     warn: Warn | None = None,
     size_check: bool = True,
     calibration: Path | None = None,
+    shard: Shard | None = None,
 ) -> Outcome:
     """Run ``path`` into a results folder (:mod:`sim.experiment.resultsdir` says which folders
     may be written); resume an interrupted run of the same inputs.
 
     ``runs.jsonl`` ends in the canonical task order and ``summary.json`` is written last, so
     a run killed at any moment and run again gives the same bytes as one never interrupted.
+    ``shard`` runs only that shard's scenarios (:class:`Shard`); ``merge`` joins the shards'
+    folders into the folder the whole run would have written.
     """
     say = warn or (lambda _: None)
     model = load_experiment(path, calibration)
+    if shard is not None:
+        model = shard.of(model)
     rule = model.doc.sequential if replications is None else None
     reps = replications if replications is not None else model.doc.max_replications
     if size_check:
@@ -445,7 +451,11 @@ def run_experiment(
     meta = manifest(model, seed, reps, jobs)
     if rule is not None:
         meta["stopping"] = rule.model_dump(mode="json")
-    folder = out or Path("results") / model.doc.name / run_id(model, seed, reps, rule)
+    name = run_id(model, seed, reps, rule)
+    if shard is not None:
+        meta["shard"] = str(shard)
+        name += f"-shard{shard.index}of{shard.count}"
+    folder = out or Path("results") / model.doc.name / name
     ws = prepare(folder, force, meta)
     runs_path, key = ws.work / "runs.jsonl", order_key(model)
     done = _kept(model, read_runs(runs_path, say), seed, reps, say)
@@ -479,18 +489,69 @@ def run_experiment(
     if counts is not None:  # runs beyond a scenario's count (from an earlier run) are not used
         records = [r for r in records if r["replication"] < counts[r["scenario"]]]
     _write_runs(runs_path, records, key)
-    summary = summarize_runs(model, records, seed, reps, counts)
-    if rule is not None and counts is not None:
-        summary["replications"] = max(counts.values(), default=0)
-        summary["stopping"] = _plan(model, rule, counts).describe()
-    held = hypotheses(model, summary)
-    summary["hypotheses"] = held
+    summary = summary_of(model, records, seed, reps, rule, counts)
+    if shard is not None:
+        summary["shard"] = str(shard)
+    held = summary["hypotheses"]
     write_atomic(ws.work / "summary.csv", to_csv(summary))
     meta["wall_clock"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_atomic(ws.work / "manifest.json", dumps(meta))
     write_atomic(ws.work / "summary.json", dumps(summary))  # last: marks the run finished
     finish(ws)
     return Outcome(ws.target, summary, held, resumed)
+
+
+def summary_of(
+    model: ExperimentModel,
+    records: list[dict[str, Any]],
+    seed: int,
+    reps: int,
+    rule: Stopping | None,
+    counts: Mapping[str, int] | None,
+) -> dict[str, Any]:
+    """``summary.json`` of finished runs: :func:`summarize_runs`, the stopping rule and
+    counts when sequential, and the hypotheses."""
+    summary = summarize_runs(model, records, seed, reps, counts)
+    if rule is not None and counts is not None:
+        summary["replications"] = max(counts.values(), default=0)
+        summary["stopping"] = _plan(model, rule, counts).describe()
+    summary["hypotheses"] = hypotheses(model, summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based): the scenarios whose position in the
+    experiment, counted from 0, leaves ``index - 1`` when divided by ``count``.  Whole
+    scenarios, so sequential stopping decides within a shard as it would in one run."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``K/N`` with 1 <= K <= N; ValueError otherwise."""
+        k, sep, n = text.partition("/")
+        if not sep or not k.strip().isdigit() or not n.strip().isdigit():
+            raise ValueError(f"a shard is K/N (e.g. 1/4), got {text!r}")
+        shard = cls(int(k), int(n))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"a shard K/N needs 1 <= K <= N, got {text!r}")
+        return shard
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def of(self, model: ExperimentModel) -> ExperimentModel:
+        """``model`` with only this shard's scenarios; ConfigError when it has none."""
+        mine = [s for i, s in enumerate(model.scenarios) if i % self.count == self.index - 1]
+        if not mine:
+            msg = (
+                f"shard {self} has no scenario: the experiment has {len(model.scenarios)}, "
+                f"so use at most {len(model.scenarios)} shards"
+            )
+            raise ConfigError.single(model.experiment.path, msg, field="--shard")
+        return replace(model, scenarios=mine, _resolved={})
 
 
 def _plan(model: ExperimentModel, rule: Stopping, counts: Mapping[str, int] | None = None) -> Plan:

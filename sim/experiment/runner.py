@@ -20,13 +20,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sim import __version__
 from sim.engine.simulation import Simulation
-from sim.errors import ConfigError
+from sim.errors import ConfigError, SimError
 from sim.experiment.budget import check_size
 from sim.experiment.metrics import NOT_RECOVERED, Window, compute
 from sim.experiment.resultsdir import finish, prepare
@@ -153,19 +154,26 @@ def execute(
     seed: int,
     jobs: int,
     topologies: Mapping[str, str | Path] | None = None,
+    client: Any = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one record per task as it finishes (in-process when ``jobs`` is 1).
+    """Yield one record per task as it finishes (in-process when ``jobs`` is 1; on a Dask
+    cluster, :mod:`sim.experiment.cluster`, when given its ``client``).
 
     ``topologies`` are the substitutions already applied to ``model``
     (:func:`sim.model.substitute_topologies`); worker processes apply them again.  Tasks
     are taken from ``tasks`` as workers free up (:func:`sim.experiment.workers.imap_unordered`).
     """
+    subst = {k: str(v) for k, v in (topologies or {}).items()}
+    cal = None if model.calibration is None else str(model.calibration)
+    if client is not None:
+        from sim.experiment.cluster import imap_dask
+
+        yield from imap_dask(client, tasks, str(Path(path).resolve()), subst, cal, seed)
+        return
     if jobs <= 1:
         for task in tasks:
             yield run_one(model, task, seed)[0]
         return
-    subst = {k: str(v) for k, v in (topologies or {}).items()}
-    cal = None if model.calibration is None else str(model.calibration)
     work = functools.partial(_work, seed=seed)
     yield from imap_unordered(work, tasks, jobs, _init_worker, (str(path), subst, cal))
 
@@ -430,6 +438,8 @@ def run_experiment(
     size_check: bool = True,
     calibration: Path | None = None,
     shard: Shard | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> Outcome:
     """Run ``path`` into a results folder (:mod:`sim.experiment.resultsdir` says which folders
     may be written); resume an interrupted run of the same inputs.
@@ -437,7 +447,8 @@ def run_experiment(
     ``runs.jsonl`` ends in the canonical task order and ``summary.json`` is written last, so
     a run killed at any moment and run again gives the same bytes as one never interrupted.
     ``shard`` runs only that shard's scenarios (:class:`Shard`); ``merge`` joins the shards'
-    folders into the folder the whole run would have written.
+    folders into the folder the whole run would have written.  ``executor="dask"`` runs the
+    tasks on a Dask cluster (``scheduler``'s address, else a local one of ``jobs`` workers).
     """
     say = warn or (lambda _: None)
     model = load_experiment(path, calibration)
@@ -465,12 +476,15 @@ def run_experiment(
     resumed = len(done)
     counts: dict[str, int] | None = None
     try:
-        with runs_path.open("a", encoding="utf-8") as fh:
+        with (
+            runs_path.open("a", encoding="utf-8") as fh,
+            _executor(executor, scheduler, jobs) as client,
+        ):
 
             def stream(todo: Iterable[Task], total: int) -> None:
                 if progress:
                     progress(len(records), total)
-                for rec in execute(path, model, todo, seed, jobs):
+                for rec in execute(path, model, todo, seed, jobs, client=client):
                     fh.write(record_line(rec))
                     fh.flush()
                     records.append(rec)
@@ -499,6 +513,22 @@ def run_experiment(
     write_atomic(ws.work / "summary.json", dumps(summary))  # last: marks the run finished
     finish(ws)
     return Outcome(ws.target, summary, held, resumed)
+
+
+@contextmanager
+def _executor(executor: str, scheduler: str | None, jobs: int) -> Iterator[Any]:
+    """The Dask client a run's tasks go to (None: the local process pool)."""
+    if executor == "local":
+        if scheduler is not None:
+            raise SimError("--scheduler is for --executor dask")
+        yield None
+        return
+    if executor != "dask":
+        raise SimError(f"unknown executor {executor!r}: local or dask")
+    from sim.experiment.cluster import dask_client
+
+    with dask_client(scheduler, jobs) as client:
+        yield client
 
 
 def summary_of(

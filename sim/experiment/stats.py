@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from scipy import stats as _st
 
 DIGITS = 6
 
@@ -14,6 +14,14 @@ DIGITS = 6
 def _r(x: float) -> float:
     """Round for stable, byte-identical output across machines."""
     return round(x, DIGITS) + 0.0
+
+
+@functools.cache
+def t_quantile(p: float, df: float) -> float:
+    """The Student-t quantile (scipy, imported on first use: it costs seconds to import)."""
+    from scipy import stats as _st
+
+    return float(_st.t.ppf(p, df))
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -25,7 +33,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     if n == 1:
         return mean, mean, mean
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = float(_st.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(var / n)
+    half = t_quantile(0.5 + level / 2, n - 1) * math.sqrt(var / n)
     return mean, mean - half, mean + half
 
 
@@ -64,7 +72,7 @@ def paired(
     return out
 
 
-Z95 = float(_st.norm.ppf(0.975))
+Z95 = statistics.NormalDist().inv_cdf(0.975)
 
 
 def wilson(p: float, n: int, z: float = Z95) -> tuple[float, float]:

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scipy import stats as _st
-
 from sim.errors import ConfigError
 from sim.experiment.budget import check_size
 from sim.experiment.runner import dumps, execute, hypotheses, summarize_runs, tasks_of, write_atomic
 from sim.experiment.significance import TOLERANCES, direction
+from sim.experiment.stats import t_quantile
 from sim.model.load import load_experiment, substitute_topologies
 from sim.model.loader import Limits, read_text
 from sim.model.resolved import ExperimentModel
@@ -121,7 +120,7 @@ def standard_error(entry: Mapping[str, Any]) -> tuple[float, int]:
     lo, hi = (float(x) for x in entry["ci95"])
     if n < 2 or hi <= lo:
         return 0.0, n
-    return (hi - lo) / 2 / float(_st.t.ppf(0.975, n - 1)), n
+    return (hi - lo) / 2 / t_quantile(0.975, n - 1), n
 
 
 def welch_interval(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -133,7 +132,7 @@ def welch_interval(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[floa
         return d, d, d
     denom = sum(se**4 / (n - 1) for se, n in ((se_a, n_a), (se_b, n_b)) if se > 0)
     df = var**2 / denom
-    half = float(_st.t.ppf(0.975, df)) * math.sqrt(var)
+    half = t_quantile(0.975, df) * math.sqrt(var)
     return d, d - half, d + half
 
 

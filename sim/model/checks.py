@@ -10,8 +10,6 @@ import fnmatch
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from sim.errors import ConfigIssue
 from sim.model.loader import Loaded
 from sim.schema.catalog import Catalog
@@ -58,6 +56,8 @@ def check_catalog(cat: Loaded[Catalog]) -> list[ConfigIssue]:
     for i, k in enumerate(doc.object_kinds):
         if k.driver not in drivers:
             out.append(cat.issue(("object_kinds", i, "driver"), f"unknown driver {k.driver!r}"))
+    import networkx as nx  # imported when checking: it costs half a second to import
+
     graph: nx.DiGraph = nx.DiGraph()
     for i, p in enumerate(doc.procedures):
         if p.driver not in drivers:
@@ -123,6 +123,8 @@ def _check_unit_refs(system: System) -> list[ConfigIssue]:
 
 def _check_ordering(system: System) -> list[ConfigIssue]:
     topo = system.topology
+    import networkx as nx  # imported when checking: it costs half a second to import
+
     graph: nx.DiGraph = nx.DiGraph()
     for unit in topo.doc.units:
         for other in unit.after:

@@ -11,17 +11,20 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from sim import analysis, render
-from sim.documents import json_schemas, validate_document, write_json_schemas
-from sim.dot import Highlight, collapse_guests, to_dot, write_graph
 from sim.errors import ConfigError, SimError, SimulationError
-from sim.model import System, WorkloadModel, load_system, load_workload
-from sim.schema.common import MAX_REPLICATIONS, MAX_SEED
+from sim.limits import MAX_REPLICATIONS, MAX_SEED
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sim.model import System, WorkloadModel
+
+# Heavy modules (the models and their schemas, networkx, numpy, simpy, matplotlib) are
+# imported inside the verbs that need them, so that `--help` and completion start fast.
 
 DEFAULT_WORKLOAD = Path("..") / "workloads" / "virt-host.yaml"
 """Where ``analyze`` and ``graph`` look for a workload, relative to the model's folder."""
@@ -29,13 +32,37 @@ DEFAULT_WORKLOAD = Path("..") / "workloads" / "virt-host.yaml"
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
 
+HELP_MARKUP: Any = None
+"""Plain (click) help: readable at 80 columns, and ``[default: ...]`` in a help text is
+shown as written (rich markup would eat it as a tag)."""
+
 app = typer.Typer(
     name="virtchaos",
     help="Fault-isolation chaos simulator for daemon architectures.",
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=HELP_MARKUP,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from sim import __version__
+
+        typer.echo(f"virtchaos {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Fault-isolation chaos simulator for daemon architectures."""
 
 
 class FaultMode(enum.StrEnum):
@@ -74,11 +101,15 @@ def _guard() -> Iterator[None]:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=160)
 
 
 def _load(model: Path, workload: Path | None) -> tuple[System, WorkloadModel]:
+    from sim.model import load_system, load_workload
+
     system = load_system(model)
     if workload is None:
         workload = model.parent / DEFAULT_WORKLOAD
@@ -99,7 +130,12 @@ WorkloadOpt = Annotated[
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Model, workload or experiment files.")],
 ) -> None:
-    """Check files of any kind; print every problem as file:line: field: message."""
+    """Check model, workload and experiment files.
+
+    Every problem is printed as file:line: field: message; exit 2 if there is one.
+    """
+    from sim.documents import validate_document
+
     failed = False
     with _guard():
         for path in files:
@@ -119,7 +155,12 @@ def analyze(
     workload: WorkloadOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Static blast radius: what each daemon's and driver's fault reaches; SPOFs; cycles."""
+    """Static blast radius of each daemon and driver fault.
+
+    What each daemon's and driver's fault reaches; single points of failure; unit cycles.
+    """
+    from sim import analysis, render
+
     with _guard():
         system, wl = _load(model, workload)
         result = analysis.analyze(system, wl)
@@ -143,7 +184,13 @@ def graph(
         bool, typer.Option("--per-guest", help="One node per guest, not per group.")
     ] = False,
 ) -> None:
-    """Draw the dependency graph (units, daemons, pools, drivers, guests)."""
+    """Draw the dependency graph (DOT, SVG or PNG).
+
+    Units, daemons, pools, drivers and guests, with what a fault reaches coloured.
+    """
+    from sim import analysis
+    from sim.dot import Highlight, collapse_guests, to_dot, write_graph
+
     with _guard():
         system, wl = _load(model, workload)
         g = analysis.build_graph(system, wl)
@@ -172,7 +219,12 @@ def schema(
         Path | None, typer.Option("--out", "-o", help="Write <kind>.schema.json files here.")
     ] = None,
 ) -> None:
-    """Export the JSON Schema of every document kind (for editors and external checks)."""
+    """Export the JSON Schema of every document kind.
+
+    For editors and external checks.
+    """
+    from sim.documents import json_schemas, write_json_schemas
+
     with _guard():
         if out is None:
             for kind, s in json_schemas().items():
@@ -234,14 +286,18 @@ def run(
         Path | None, typer.Option(help="A catalog overlay of measured service times.")
     ] = None,
 ) -> None:
-    """Run every scenario in every topology; write the results folder; print a summary.
+    """Run an experiment: every scenario in every topology.
+
+    Writes the results folder and prints a summary.
 
     Exit 0 when every steady-state hypothesis held, 1 when one deviated.  --out must be
     new, empty or a results folder of ours.  An interrupted run (Ctrl-C, a crash) keeps
     what finished in runs.jsonl: run the same command again to resume.
     """
+    from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from sim import render
     from sim.runner import Interrupted, run_experiment
 
     with _guard():
@@ -309,7 +365,11 @@ def replay(
     topology: Annotated[str | None, typer.Option(help="Only this topology.")] = None,
     limit: Annotated[int, typer.Option(help="Timeline lines to print per run (0: all).")] = 60,
 ) -> None:
-    """Re-run one replication with its full event trace (traces/*.jsonl) and a timeline."""
+    """Re-run one replication with its full event trace.
+
+    Writes traces/*.jsonl in RESULTS and prints a timeline.
+    """
+    from sim import render
     from sim.replay import changed_inputs, load_manifest
     from sim.replay import replay as do_replay
 
@@ -352,7 +412,10 @@ def report(
         typer.Option(help="A folder with compare.json: the sim-versus-real table."),
     ] = None,
 ) -> None:
-    """Write report.md, report.html (self-contained) and figures/ into RESULTS."""
+    """Write report.md, report.html and figures/ into RESULTS.
+
+    report.html is self-contained (figures inlined).
+    """
     from sim.report import FigureOptions, write_report
 
     with _guard():
@@ -410,12 +473,15 @@ def import_units_cmd(
         str | None, typer.Option(help="Topology name [default: the output file's stem].")
     ] = None,
 ) -> None:
-    """Build a topology from systemd units, presets and daemon configs.
+    """Build a topology from systemd units and daemon configs.
+
+    Reads unit directories, presets and the daemons' config files.
 
     Directives and settings the model cannot represent are listed here and in the file's
     '# unsupported:' header; a file that cannot be parsed is an error naming file and line.
     """
     from sim.importer import Inputs, import_units, to_yaml
+    from sim.model import load_system
 
     with _guard():
         inputs = Inputs(units, mapping or _default_map(), out, preset or (), conf, root, name)
@@ -446,7 +512,11 @@ def diff(
         bool, typer.Option("--fail-on-risk", help="Exit 1 if a change may widen the blast radius.")
     ] = False,
 ) -> None:
-    """Dependency edges, policies, limits, preset and static blast radius, A -> B."""
+    """Compare two topologies and flag risky changes.
+
+    Dependency edges, policies, limits, preset and static blast radius, A -> B.
+    """
+    from sim.model import load_system, load_workload
     from sim.modeldiff import diff_models, to_markdown, to_text
 
     with _guard():
@@ -509,7 +579,9 @@ def gate(
         typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
     ] = True,
 ) -> None:
-    """Re-run EXPERIMENT with the baseline's seed and replications; fail on a regression.
+    """Fail on a regression against a baseline summary (for CI).
+
+    Re-runs EXPERIMENT with the baseline's seed and replications.
 
     A metric (blast_radius, vms_lost, vms_unmanageable, unmanageable_vm_seconds,
     failed_operations) regresses when its mean grows by more than the tolerance AND the

@@ -18,7 +18,9 @@ EXIT_INVALID = 2
 EXIT_INTERNAL = 3
 
 testbed_app = typer.Typer(
-    help="A real libvirt host on this machine (needs root, FUSE).", no_args_is_help=True
+    help="A real libvirt host on this machine (needs root, FUSE).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 PrefixOpt = Annotated[Path, typer.Option(help="Testbed prefix: configs, sockets, state, logs.")]
@@ -72,7 +74,7 @@ def testbed_up(
         bool, typer.Option("--modular", help="Same as --topology modular (a meson build).")
     ] = False,
 ) -> None:
-    """Start the daemons, the FUSE-backed pool and the guests (idempotent)."""
+    """Start daemons, FUSE-backed pool and guests (idempotent)."""
     from sim.realhost import testbed as tb
 
     with _guard():
@@ -85,7 +87,10 @@ def testbed_down(
     host: HostOpt = DEFAULT_HOST,
     keep: Annotated[bool, typer.Option(help="Keep the prefix (logs) after stopping.")] = False,
 ) -> None:
-    """Stop guests and daemons, unmount the pool, remove what the testbed created."""
+    """Stop guests and daemons; remove what the testbed created.
+
+    Unmounts the pool too.
+    """
     from sim.realhost import testbed as tb
 
     with _guard():
@@ -137,7 +142,10 @@ def calibrate_cmd(
     prefix: PrefixOpt = DEFAULT_PREFIX,
     host: HostOpt = DEFAULT_HOST,
 ) -> None:
-    """Time every safely callable catalog procedure on the testbed; write a catalog overlay."""
+    """Measure service times on the testbed (a catalog overlay).
+
+    Times every safely callable catalog procedure and writes a catalog overlay.
+    """
     from sim.realhost.calibrate import calibrate
 
     with _guard():
@@ -164,7 +172,7 @@ def realrun_cmd(
     ],
     out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
     replications: Annotated[
-        int | None, typer.Option(min=1, help="[default: the experiment's]")
+        int | None, typer.Option(min=1, help="Replications [default: the experiment's].")
     ] = None,
     scenario: Annotated[
         list[str] | None, typer.Option(help="Only this scenario (repeatable).")
@@ -172,8 +180,10 @@ def realrun_cmd(
     prefix: PrefixOpt = DEFAULT_PREFIX,
     host: HostOpt = DEFAULT_HOST,
 ) -> None:
-    """Run the experiment's scenarios on the testbed; write the results contract
-    (runs.jsonl, summary.json, manifest.json with backend: real, calls.jsonl, probes.json).
+    """Run the experiment's scenarios on the real testbed.
+
+    Writes the results contract (runs.jsonl, summary.json, manifest.json with backend:
+    real, calls.jsonl, probes.json).
 
     Scenarios with a fault or action the host cannot take are refused (listed, not run).
     """
@@ -210,7 +220,10 @@ def compare_cmd(
         typer.Option("--json", help="Also write the rows as JSON (report --validation reads it)."),
     ] = None,
 ) -> None:
-    """Simulated versus real, per scenario, metric and probe class, with verdicts."""
+    """Simulated versus real results, with verdicts.
+
+    Per scenario, metric and probe class.
+    """
     from sim.realhost.compare import compare, to_json, to_markdown
 
     with _guard():

@@ -101,10 +101,14 @@ def _guard() -> Iterator[None]:
 
 
 def _console() -> Console:
+    import os
+
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=160)  # a log file or pipe: wide enough for the wide tables
 
 
 def _load(model: Path, workload: Path | None) -> tuple[System, WorkloadModel]:
@@ -259,6 +263,30 @@ def _cap_jobs(jobs: int, force: bool) -> int:
     return cores
 
 
+class _ProgressLines:
+    """Progress without a terminal (CI logs): one line on stderr at each tenth of the runs
+    and at most every :attr:`EVERY_S` seconds between, never a redrawn bar."""
+
+    EVERY_S = 30.0
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._last = self._start
+        self._tenth = -1
+
+    def update(self, done: int, total: int) -> None:
+        now = self._clock()
+        tenth = done * 10 // total if total else 10
+        if tenth == self._tenth and now - self._last < self.EVERY_S:
+            return
+        self._tenth, self._last = tenth, now
+        pct = 100 * done // total if total else 100
+        _err(f"progress: {done}/{total} runs ({pct}%), {now - self._start:.0f} s elapsed")
+
+
 @app.command()
 def run(
     experiment: Annotated[Path, typer.Argument(help="An experiment file (kind: experiment).")],
@@ -303,15 +331,18 @@ def run(
     with _guard():
         jobs = _cap_jobs(jobs, force_jobs)
         columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
+        err = Console(stderr=True)
         try:
-            err = Console(stderr=True)
             with Progress(
                 *columns, console=err, transient=True, disable=not err.is_terminal
             ) as bar:
                 task = bar.add_task("replications", total=None)
+                lines = _ProgressLines()
 
                 def progress(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
+                    if not err.is_terminal:
+                        lines.update(done, total)
 
                 def warn(message: str) -> None:
                     bar.console.print(f"warning: {message}", markup=False, soft_wrap=True)
@@ -329,16 +360,14 @@ def run(
                     calibration=calibration,
                 )
         except KeyboardInterrupt as exc:
-            kept = (
-                f": {exc.done} of {exc.total} runs kept in {exc.folder}"
-                if isinstance(exc, Interrupted)
-                else ""
-            )
-            _err(f"interrupted{kept}")
-            _err("run the same command again to resume")
+            if isinstance(exc, Interrupted):
+                _err(f"interrupted: {exc.done} of {exc.total} runs kept in {exc.folder}")
+                _err("run the same command again to resume")
+            else:
+                _err("interrupted before the runs started")
             raise typer.Exit(130) from None
         console = _console()
-        console.print(render.summary_table(outcome.summary))
+        console.print(render.summary_table(outcome.summary, console.width))
         deviated = [h for h in outcome.hypotheses if not h["held"]]
         if outcome.hypotheses:
             held = len(outcome.hypotheses) - len(deviated)

@@ -207,7 +207,8 @@ def realrun_cmd(
         from sim import render
         from sim.cli import _console
 
-        _console().print(render.summary_table(outcome.summary))
+        console = _console()
+        console.print(render.summary_table(outcome.summary, console.width))
         typer.echo(f"results: {outcome.folder}")
 
 

@@ -65,6 +65,22 @@ def _main_options(
     """Fault-isolation chaos simulator for daemon architectures."""
 
 
+class OutputFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", help="text for people, json for programs.")
+]
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
 class FaultMode(enum.StrEnum):
     crash = "crash"
     hang = "hang"
@@ -123,16 +139,48 @@ def _load(model: Path, workload: Path | None) -> tuple[System, WorkloadModel]:
     return system, load_workload(workload)
 
 
-ModelArg = Annotated[Path, typer.Argument(help="A topology file (kind: topology).")]
+def _input(value: Any) -> Any:
+    """An input file argument: as given when it exists, else the shipped file it names
+    (``experiments/gate.yaml`` or ``gate`` outside a checkout: see ``models list``)."""
+    if isinstance(value, list):
+        return [_input(v) for v in value]
+    if value is None or value.exists():
+        return value
+    from sim import _data
+
+    found = _data.find(value)
+    if found is None:
+        return value
+    _err(f"note: {value} is not here: using the shipped {found}")
+    return found
+
+
+ModelArg = Annotated[
+    Path, typer.Argument(help="A topology file (kind: topology).", callback=_input)
+]
+ExperimentArg = Annotated[
+    Path,
+    typer.Argument(
+        help="An experiment file (kind: experiment), or a shipped experiment's name.",
+        callback=_input,
+    ),
+]
 WorkloadOpt = Annotated[
     Path | None,
-    typer.Option("--workload", "-w", help=f"Workload file [default: MODEL's {DEFAULT_WORKLOAD}]"),
+    typer.Option(
+        "--workload",
+        "-w",
+        help=f"Workload file [default: MODEL's {DEFAULT_WORKLOAD}]",
+        callback=_input,
+    ),
 ]
 
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Model, workload or experiment files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Model, workload or experiment files.", callback=_input)
+    ],
 ) -> None:
     """Check model, workload and experiment files.
 
@@ -289,7 +337,7 @@ class _ProgressLines:
 
 @app.command()
 def run(
-    experiment: Annotated[Path, typer.Argument(help="An experiment file (kind: experiment).")],
+    experiment: ExperimentArg,
     out: Annotated[
         Path | None,
         typer.Option(help="Results folder [default: results/<experiment>/<run-id>]."),
@@ -455,10 +503,75 @@ def report(
         typer.echo(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure files")
 
 
+# ------------------------------------------------------------------ shipped files
+models_app = typer.Typer(
+    help="The shipped models, workloads and experiments.",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (topology, workload, experiment ...).")
+    ] = None,
+    as_format: FormatOpt = OutputFormat.text,
+) -> None:
+    """List the shipped files: kind, path, name.
+
+    The paths are relative to the shipped folder (printed first); every verb that takes an
+    input file accepts them, and `run` a shipped experiment's bare name, when no such file
+    is here.  `virtchaos init DIR` copies them to edit.
+    """
+    from sim import _data
+
+    items = [i for i in _data.shipped() if kind is None or i.kind == kind]
+    if as_format is OutputFormat.json:
+        rows = [{"kind": i.kind, "path": i.relpath, "name": i.name} for i in items]
+        typer.echo(_json({"root": str(_data.root().resolve()), "files": rows}))
+        return
+    typer.echo(f"shipped in {_data.root().resolve()}:")
+    width = max((len(i.kind) for i in items), default=0)
+    for i in items:
+        typer.echo(f"  {i.kind:{width}}  {i.relpath}" + (f"  ({i.name})" if i.name else ""))
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to copy models/ and experiments/.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files that differ from the shipped ones.")
+    ] = False,
+) -> None:
+    """Copy the shipped models and experiments into FOLDER, to edit.
+
+    The copies keep the layout of the repository (FOLDER/models, FOLDER/experiments), so the
+    experiments' relative paths hold.  Files already identical are left alone; a file that
+    differs is an error unless --force.
+    """
+    from sim import _data
+
+    with _guard():
+        try:
+            written = _data.copy_to(folder, force)
+        except FileExistsError as err:
+            _err(f"error: {err} (--force to overwrite)")
+            raise typer.Exit(EXIT_INVALID) from None
+        typer.echo(f"wrote {len(written)} files into {folder}")
+        typer.echo(f"try: cd {folder} && virtchaos run experiments/how-to-test.yaml")
+
+
 # ------------------------------------------------------------------ import-units, diff, gate
 def _default_map() -> Path:
-    """The only ``models/*/import-map.yaml`` under the working directory."""
+    """The only ``models/*/import-map.yaml`` under the working directory, else the only
+    shipped one."""
+    from sim import _data
+
     found = sorted(Path("models").glob("*/import-map.yaml"))
+    if not found:
+        found = sorted((_data.root() / "models").glob("*/import-map.yaml"))
     if len(found) != 1:
         msg = f"give --map: found {len(found)} models/*/import-map.yaml files here"
         raise ConfigError.single("--map", msg)
@@ -493,7 +606,11 @@ def import_units_cmd(
     ] = None,
     mapping: Annotated[
         Path | None,
-        typer.Option("--map", help="Import mapping [default: the one models/*/import-map.yaml]."),
+        typer.Option(
+            "--map",
+            help="Import mapping [default: the one models/*/import-map.yaml here, else the "
+            "shipped one].",
+        ),
     ] = None,
     root: Annotated[
         Path, typer.Option(help="Host root under which absolute EnvironmentFile= paths are read.")
@@ -531,8 +648,8 @@ def import_units_cmd(
 
 @app.command()
 def diff(
-    model_a: Annotated[Path, typer.Argument(help="The old topology.")],
-    model_b: Annotated[Path, typer.Argument(help="The new topology.")],
+    model_a: Annotated[Path, typer.Argument(help="The old topology.", callback=_input)],
+    model_b: Annotated[Path, typer.Argument(help="The new topology.", callback=_input)],
     workload: WorkloadOpt = None,
     markdown: Annotated[
         Path | None, typer.Option("--markdown", help="Also write a Markdown report here.")
@@ -568,7 +685,7 @@ def diff(
 
 @app.command()
 def gate(
-    experiment: Annotated[Path, typer.Argument(help="An experiment file (kind: experiment).")],
+    experiment: ExperimentArg,
     baseline: Annotated[Path, typer.Option(help="The baseline summary.json.")],
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary here.")] = None,

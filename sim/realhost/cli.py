@@ -45,9 +45,10 @@ def _guard() -> Iterator[None]:
 
 
 def _host(path: Path) -> Any:
+    from sim.cli import _input
     from sim.realhost.testbed import load_host
 
-    return load_host(path)
+    return load_host(_input(path))
 
 
 def _print_status(st: dict[str, Any]) -> None:

@@ -225,7 +225,9 @@ def analyze(
 @app.command()
 def graph(
     model: ModelArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output: .dot, .svg or .png.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output: .dot, .svg or .png; - for DOT on stdout.")
+    ],
     workload: WorkloadOpt = None,
     highlight: Annotated[
         str | None,
@@ -235,13 +237,39 @@ def graph(
     per_guest: Annotated[
         bool, typer.Option("--per-guest", help="One node per guest, not per group.")
     ] = False,
+    from_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            metavar="GLOB",
+            help="Only edges from nodes matching this glob, as kind:name or name "
+            "(repeatable), e.g. 'client:*'.",
+        ),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            metavar="GLOB",
+            help="Only edges to nodes matching this glob (repeatable), e.g. 'virtqemud*'.",
+        ),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            metavar="KIND",
+            help="Only nodes of this kind (repeatable): unit, daemon, server, driver, "
+            "proc, object, guest, op (a guest operation), client.",
+        ),
+    ] = None,
 ) -> None:
     """Draw the dependency graph (DOT, SVG or PNG).
 
     Units, daemons, pools, drivers and guests, with what a fault reaches coloured.
     """
     from sim import analysis
-    from sim.dot import Highlight, collapse_guests, to_dot, write_graph
+    from sim.dot import Highlight, collapse_guests, filter_graph, to_dot, write_graph
 
     with _guard():
         system, wl = _load(model, workload)
@@ -258,11 +286,23 @@ def graph(
         if not per_guest:
             g, mapping = collapse_guests(g)
             hl = hl.mapped(mapping)
+        if from_ or to or kind:
+            g = filter_graph(g, from_ or (), to or (), kind or ())
+            if not g:
+                _err("error: --from/--to/--kind: no edge of the graph matches")
+                raise typer.Exit(EXIT_INVALID)
         title = f"{system.name} / {wl.name}" + (f" / {mode.value} {highlight}" if highlight else "")
-        files = write_graph(to_dot(g, title, hl), out)
-        typer.echo(f"wrote {files.dot}" + (f" and {files.rendered}" if files.rendered else ""))
+        text = to_dot(g, title, hl)
+        if str(out) == "-":
+            typer.echo(text, nl=False)
+            return
+        files = write_graph(text, out)
+        typer.echo(f"wrote {files.dot} ({len(g)} nodes, {g.number_of_edges()} edges)")
+        if files.rendered:
+            typer.echo(f"wrote {files.rendered}")
         if files.note:
-            typer.echo(files.note)
+            _err(f"error: {files.note}")
+            raise typer.Exit(EXIT_INVALID)
 
 
 @app.command()

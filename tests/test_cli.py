@@ -126,15 +126,48 @@ def test_graph_writes_dot(tmp_path: Path) -> None:
     assert str(out) in stdout
 
 
-def test_graph_without_graphviz_writes_dot_beside_svg(
+def test_graph_without_graphviz_writes_dot_beside_svg_and_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sim.dot.shutil.which", lambda name: None)
-    code, out, _ = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
-    assert code == 0
+    code, out, err = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
+    assert code == 2
     assert (tmp_path / "g.dot").is_file()
     assert not (tmp_path / "g.svg").exists()
-    assert "Graphviz" in out
+    assert err.startswith("error: Graphviz 'dot' is not on PATH:")
+    assert f"{tmp_path / 'g.svg'} not drawn" in err
+
+
+def test_graph_dash_writes_dot_to_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("graph", TOPOLOGIES[0], "-o", "-")
+    assert code == 0
+    assert out.startswith("digraph ") and out.endswith("}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def edges_of(dot: str) -> list[tuple[str, str]]:
+    return re.findall(r'^  "([^"]+)" -> "([^"]+)"', dot, flags=re.M)
+
+
+def test_graph_from_to_and_kind_filters_keep_the_matching_edges() -> None:
+    modular = MODELS / "libvirt" / "modular.yaml"
+    code, full, _ = run("graph", modular, "-o", "-")
+    assert code == 0
+    code, out, _ = run("graph", modular, "-o", "-", "--from", "client:nova", "--to", "proc:domain*")
+    assert code == 0
+    kept = edges_of(out)
+    expected = [
+        (a, b) for a, b in edges_of(full) if a == "client:nova" and b.startswith("proc:domain")
+    ]
+    assert kept == expected and kept
+    code, out, _ = run("graph", modular, "-o", "-", "--kind", "unit")
+    assert code == 0
+    assert edges_of(out)
+    assert all(a.startswith("unit:") and b.startswith("unit:") for a, b in edges_of(out))
+    assert "daemon:" not in out
+    code, _, err = run("graph", modular, "-o", "-", "--from", "no-such-node")
+    assert code == 2 and "no edge of the graph matches" in err
 
 
 @pytest.mark.parametrize("target", ["nodedev", "planet:x", "driver:no-such-driver"])

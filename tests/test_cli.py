@@ -130,7 +130,7 @@ def test_graph_without_graphviz_writes_dot_beside_svg_and_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sim.dot.shutil.which", lambda name: None)
-    code, out, err = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
+    code, _, err = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
     assert code == 2
     assert (tmp_path / "g.dot").is_file()
     assert not (tmp_path / "g.svg").exists()

@@ -8,6 +8,7 @@ problem printed as ``file:line: field: message``, never a traceback); 3 internal
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+class Annotations(enum.StrEnum):
+    auto = "auto"
+    github = "github"
+    none = "none"
+
+
 class FaultMode(enum.StrEnum):
     crash = "crash"
     hang = "hang"
@@ -117,8 +124,6 @@ def _guard() -> Iterator[None]:
 
 
 def _console() -> Console:
-    import os
-
     from rich.console import Console
 
     console = Console()
@@ -764,6 +769,21 @@ def gate(
         bool,
         typer.Option(help="Refuse, before starting, runs estimated too large (sim.budget)."),
     ] = True,
+    allow: Annotated[
+        Path | None,
+        typer.Option(
+            help="Allow-list of accepted static risks: YAML 'allow: [{risk: GLOB, reason: "
+            "TEXT}]'; an accepted risk is listed with its reason and does not fail."
+        ),
+    ] = None,
+    annotations: Annotated[
+        Annotations,
+        typer.Option(
+            help="Print GitHub workflow annotations (::error file=...,line=...::) for each "
+            "failure; auto: when GITHUB_ACTIONS=true."
+        ),
+    ] = Annotations.auto,
+    as_format: FormatOpt = OutputFormat.text,
 ) -> None:
     """Fail on a regression against a baseline summary (for CI).
 
@@ -792,36 +812,54 @@ def gate(
             only_topologies=only_topology or (),
             static=static,
             size_check=size_check,
+            allow=g.load_allow(allow) if allow is not None else (),
         )
-        typer.echo(
-            f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "
-            f"baseline {baseline}"
-        )
-        for name, path in sorted(result.substituted.items()):
-            typer.echo(f"topology {name} <- {path}")
-        for note in result.notes:
-            typer.echo(f"note: {note}")
-        for name, risks in sorted(result.static.items()):
-            mark = "FAIL" if risks else "PASS"
-            reasons = "".join(f"\n        {r}" for r in risks)
-            typer.echo(f"  {mark}  static diff / {name}{reasons}")
-        for case in result.cases:
-            mark = "SKIP" if case.missing else ("PASS" if case.passed else "FAIL")
-            reasons = "".join(f"\n        {f}" for f in case.failures)
-            typer.echo(f"  {mark}  {case.scenario} / {case.topology}{reasons}")
+        held = all(h["held"] for h in result.summary["hypotheses"])
         if junit is not None:
             _write_text(junit, g.to_junit(result))
         if markdown is not None:
             _write_text(markdown, g.to_markdown(result))
-        held = all(h["held"] for h in result.summary["hypotheses"])
         if update_baseline and held:
             g.write_baseline(result, baseline)
-            typer.echo(f"baseline written: {baseline}")
-        elif update_baseline:
-            typer.echo("a hypothesis deviated: baseline NOT written")
-        typer.echo(f"result: {g.verdict(result)}")
+        if annotations is Annotations.github or (
+            annotations is Annotations.auto and os.environ.get("GITHUB_ACTIONS") == "true"
+        ):
+            for line in g.github_annotations(result, experiment):
+                typer.echo(line)
+        if as_format is OutputFormat.json:
+            typer.echo(_json(g.to_json(result, baseline_written=update_baseline and held)))
+        else:
+            _print_gate(result, baseline, update_baseline, held)
     if (update_baseline and not held) or (not update_baseline and not result.passed):
         raise typer.Exit(EXIT_DEVIATED)
+
+
+def _print_gate(result: Any, baseline: Path, update_baseline: bool, held: bool) -> None:
+    from sim import gate as g
+
+    typer.echo(
+        f"gate {result.experiment}: seed {result.seed}, {result.replications} replications, "
+        f"baseline {baseline}"
+    )
+    for name, path in sorted(result.substituted.items()):
+        typer.echo(f"topology {name} <- {path}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    for name, risks in sorted(result.static.items()):
+        mark = "FAIL" if risks else "PASS"
+        reasons = "".join(f"\n        {g.placed(result, r)}" for r in risks)
+        typer.echo(f"  {mark}  static diff / {name}{reasons}")
+        for risk, why in result.allowed.get(name, []):
+            typer.echo(f"        allowed: {risk} ({why})")
+    for case in result.cases:
+        mark = "SKIP" if case.missing else ("PASS" if case.passed else "FAIL")
+        reasons = "".join(f"\n        {f}" for f in case.failures)
+        typer.echo(f"  {mark}  {case.scenario} / {case.topology}{reasons}")
+    if update_baseline and held:
+        typer.echo(f"baseline written: {baseline}")
+    elif update_baseline:
+        typer.echo("a hypothesis deviated: baseline NOT written")
+    typer.echo(f"result: {g.verdict(result)}")
 
 
 from sim.realhost.cli import register as _register_realhost  # noqa: E402

@@ -136,3 +136,24 @@ def test_an_installed_wheel_works_from_an_unrelated_folder(tmp_path: Path) -> No
     assert ran.returncode == 0, ran.stderr
     assert (work / "r/summary.json").is_file()
     assert "monolithic -> modular" in ran.stdout
+
+
+def test_the_composite_action_calls_only_options_that_exist() -> None:
+    """action.yml's steps call ``virtchaos VERB --option``: each option is one of VERB's."""
+    import re
+
+    from ruamel.yaml import YAML
+
+    action = YAML(typ="safe").load((ROOT / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite"
+    scripts = "\n".join(step.get("run", "") for step in action["runs"]["steps"])
+    joined = re.sub(r"\\\n\s*", " ", scripts)
+    calls = re.findall(r"virtchaos ([a-z-]+)((?: [^\n]*)?)", joined)
+    assert {verb for verb, _ in calls} == {"import-units", "gate"}
+    for verb, rest in calls:
+        code, helptext, _ = run(verb, "--help")
+        assert code == 0
+        for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+            assert option in helptext, (verb, option)
+    used = set(re.findall(r"inputs\.([a-z-]+)", (ROOT / "action.yml").read_text()))
+    assert used <= set(action["inputs"])

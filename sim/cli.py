@@ -7,6 +7,7 @@ problem printed as ``file:line: field: message``, never a traceback); 3 internal
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from collections.abc import Iterator
@@ -186,6 +187,7 @@ def validate(
     files: Annotated[
         list[Path], typer.Argument(help="Model, workload or experiment files.", callback=_input)
     ],
+    as_format: FormatOpt = OutputFormat.text,
 ) -> None:
     """Check model, workload and experiment files.
 
@@ -194,14 +196,32 @@ def validate(
     from sim.documents import validate_document
 
     failed = False
+    docs: list[dict[str, Any]] = []
     with _guard():
         for path in files:
             try:
-                typer.echo(str(validate_document(path)))
+                found = validate_document(path)
             except ConfigError as err:
                 failed = True
-                for issue in err.issues:
-                    _err(str(issue))
+                issues = [dataclasses.asdict(i) for i in err.issues]
+                docs.append({"path": str(path), "ok": False, "issues": issues})
+                if as_format is OutputFormat.text:
+                    for issue in err.issues:
+                        _err(str(issue))
+                continue
+            docs.append(
+                {
+                    "path": found.path,
+                    "ok": True,
+                    "kind": found.kind,
+                    "name": found.name,
+                    "counts": dict((what, n) for what, n in found.counts),
+                }
+            )
+            if as_format is OutputFormat.text:
+                typer.echo(str(found))
+    if as_format is OutputFormat.json:
+        typer.echo(_json(docs))
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -406,6 +426,13 @@ def run(
     calibration: Annotated[
         Path | None, typer.Option(help="A catalog overlay of measured service times.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Only print the plan: scenarios, runs, estimated size and time."
+        ),
+    ] = False,
+    as_format: FormatOpt = OutputFormat.text,
 ) -> None:
     """Run an experiment: every scenario in every topology.
 
@@ -423,6 +450,9 @@ def run(
 
     with _guard():
         jobs = _cap_jobs(jobs, force_jobs)
+        if dry_run:
+            _print_plan(experiment, replications, jobs, calibration, as_format)
+            return
         columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
         err = Console(stderr=True)
         try:
@@ -459,6 +489,19 @@ def run(
             else:
                 _err("interrupted before the runs started")
             raise typer.Exit(130) from None
+        if as_format is OutputFormat.json:
+            typer.echo(
+                _json(
+                    {
+                        "folder": str(outcome.folder),
+                        "resumed": outcome.resumed,
+                        "summary": outcome.summary,
+                    }
+                )
+            )
+            if not all(h["held"] for h in outcome.hypotheses):
+                raise typer.Exit(EXIT_DEVIATED)
+            return
         console = _console()
         console.print(render.summary_table(outcome.summary, console.width))
         deviated = [h for h in outcome.hypotheses if not h["held"]]
@@ -477,6 +520,138 @@ def run(
         typer.echo(f"results: {outcome.folder}")
         if not all(h["held"] for h in outcome.hypotheses):
             raise typer.Exit(EXIT_DEVIATED)
+
+
+def _print_plan(
+    experiment: Path,
+    replications: int | None,
+    jobs: int,
+    calibration: Path | None,
+    as_format: OutputFormat,
+) -> None:
+    from sim.discovery import plan
+    from sim.model import load_experiment
+
+    model = load_experiment(experiment, calibration)
+    p = plan(model, replications or model.doc.replications, jobs)
+    if as_format is OutputFormat.json:
+        typer.echo(_json(p))
+        return
+    typer.echo(
+        _wrap(
+            f"experiment {p['experiment']}: {len(p['scenarios'])} scenarios x "
+            f"{len(p['topologies'])} topologies ({', '.join(p['topologies'])}) x "
+            f"{p['replications']} replications = {p['runs']} runs of {p['duration_s']:g} s "
+            f"simulated, workload {p['workload']}",
+            "",
+        )
+    )
+    for sc in p["scenarios"]:
+        clients = [f"clients {', '.join(sc['clients'])}"] if sc["clients"] else []
+        what = "; ".join(sc["faults"] + sc["actions"] + clients)
+        typer.echo(_wrap(f"{sc['scenario']}" + (f": {what}" if what else ""), "  ", "      "))
+    typer.echo(
+        _wrap(
+            f"estimated {p['estimated_events']:.3g} events: about "
+            f"{_duration(p['estimated_cpu_s'])} of CPU, {_duration(p['estimated_wall_s'])} "
+            f"with --jobs {jobs} (an order of magnitude)",
+            "",
+        )
+    )
+
+
+def _wrap(text: str, indent: str = "    ", subsequent: str | None = None) -> str:
+    """``text`` filled to 80 columns; names with hyphens are never split."""
+    import textwrap
+
+    return textwrap.fill(
+        text,
+        80,
+        initial_indent=indent,
+        subsequent_indent=indent if subsequent is None else subsequent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ------------------------------------------------------------------ list
+class ListWhat(enum.StrEnum):
+    faults = "faults"
+    targets = "targets"
+    metrics = "metrics"
+    profiles = "profiles"
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[ListWhat, typer.Argument(help="What to list.")],
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", help="The topology whose targets to list.", callback=_input),
+    ] = Path("models/libvirt/modular.yaml"),
+    workload: WorkloadOpt = None,
+    as_format: FormatOpt = OutputFormat.text,
+) -> None:
+    """List faults, targets, metrics or client profiles.
+
+    What an experiment can name.  faults: fault, scope, action kinds and target fields
+    (the schema); targets: every name a target can take in --model and its workload;
+    metrics: what a run measures; profiles: the client profiles of the workload.
+    """
+    from sim import discovery
+
+    with _guard():
+        if what is ListWhat.faults:
+            data: Any = discovery.faults()
+        elif what is ListWhat.metrics:
+            data = discovery.metrics()
+        else:
+            system, wl = _load(model, workload)
+            data = (
+                discovery.targets(system, wl)
+                if what is ListWhat.targets
+                else discovery.profiles(wl)
+            )
+        if as_format is OutputFormat.json:
+            typer.echo(_json(data))
+            return
+        _print_listing(what, data)
+
+
+def _print_listing(what: ListWhat, data: Any) -> None:
+    wrapped = _wrap
+
+    if what is ListWhat.faults:
+        typer.echo("fault kinds: " + ", ".join(data["faults"]))
+        typer.echo("hang scopes: " + ", ".join(data["scopes"]))
+        typer.echo("action kinds: " + ", ".join(data["actions"]))
+        typer.echo("target fields: " + ", ".join(data["targets"]) + " (exactly one per target)")
+        for title, doc in (("faults", data["faults_doc"]), ("actions", data["actions_doc"])):
+            typer.echo(f"{title}:")
+            for para in doc.split("\n\n")[1:] if title == "faults" else doc.split("\n\n"):
+                typer.echo(wrapped(" ".join(para.replace("``", "").split())))
+    elif what is ListWhat.targets:
+        for field, names in data.items():
+            typer.echo(wrapped(f"{field} ({len(names)}): " + ", ".join(names), "", "    "))
+    elif what is ListWhat.metrics:
+        for m in data:
+            mark = "*" if m["headline"] else " "
+            typer.echo(f"{mark} {m['metric']}")
+            typer.echo(wrapped(m["meaning"]))
+        typer.echo("* headline metrics: in run's summary table, the report and the gate")
+    else:
+        for p in data:
+            typer.echo(f"{p['profile']}: " + ", ".join(p["calls"]))
+            if p["description"]:
+                typer.echo(wrapped(p["description"]))
 
 
 @app.command()
@@ -590,7 +765,9 @@ def init(
         bool, typer.Option("--force", help="Overwrite files that differ from the shipped ones.")
     ] = False,
 ) -> None:
-    """Copy the shipped models and experiments into FOLDER, to edit.
+    """Copy the shipped models and experiments, to edit.
+
+    Into FOLDER.
 
     The copies keep the layout of the repository (FOLDER/models, FOLDER/experiments), so the
     experiments' relative paths hold.  Files already identical are left alone; a file that
@@ -702,6 +879,7 @@ def diff(
     fail_on_risk: Annotated[
         bool, typer.Option("--fail-on-risk", help="Exit 1 if a change may widen the blast radius.")
     ] = False,
+    as_format: FormatOpt = OutputFormat.text,
 ) -> None:
     """Compare two topologies and flag risky changes.
 
@@ -720,7 +898,10 @@ def diff(
                 msg = f"no --workload given and no {DEFAULT_WORKLOAD} next to either model"
                 raise ConfigError.single(model_a, msg, field="--workload")
         result = diff_models(a, b, load_workload(workload))
-        typer.echo(to_text(result), nl=False)
+        if as_format is OutputFormat.json:
+            typer.echo(_json({**dataclasses.asdict(result), "risks": result.risks}))
+        else:
+            typer.echo(to_text(result), nl=False)
         if markdown is not None:
             _write_text(markdown, to_markdown(result))
             typer.echo(f"wrote {markdown}")

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 VERBS = [
     "validate",
+    "list",
+    "init",
+    "models",
+    "models list",
     "analyze",
     "graph",
     "schema",
@@ -92,7 +96,9 @@ def test_every_verb_is_listed_with_an_untruncated_summary(helps: dict[str, str])
         ("run", "[default: 1; x>=1]"),
         ("analyze", "Workload file [default: MODEL's ../workloads/virt-host.yaml]"),
         ("graph", "[default: crash]"),
-        ("import-units", "Import mapping [default: the one models/*/import-map.yaml]."),
+        ("import-units", "Import mapping [default: the one models/*/import-map.yaml here, else"),
+        ("list", "[default: models/libvirt/modular.yaml]"),
+        ("run", "--dry-run Only print the plan"),
         ("gate", "[defaults: blast_radius 0.05,"),
         ("gate", "--static / --no-static"),
         ("realrun", "Replications [default: the experiment's]."),

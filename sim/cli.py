@@ -654,6 +654,83 @@ def _print_listing(what: ListWhat, data: Any) -> None:
                 typer.echo(wrapped(p["description"]))
 
 
+SubjectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--subject",
+        metavar="GLOB",
+        help="Only events of subjects matching this glob (repeatable), e.g. 'virtqemud*'.",
+    ),
+]
+FromOpt = Annotated[
+    float | None, typer.Option("--from", metavar="SECONDS", help="Only events from this time.")
+]
+ToOpt = Annotated[
+    float | None, typer.Option("--to", metavar="SECONDS", help="Only events up to this time.")
+]
+
+
+def _time_ok(t: float, t_from: float | None, t_to: float | None) -> bool:
+    return (t_from is None or t >= t_from) and (t_to is None or t <= t_to)
+
+
+def _subject_ok(subject: str, patterns: list[str] | None) -> bool:
+    from fnmatch import fnmatchcase
+
+    return not patterns or any(fnmatchcase(subject, p) for p in patterns)
+
+
+@app.command()
+def trace(
+    file: Annotated[Path, typer.Argument(help="A trace file: RESULTS/traces/*.jsonl (replay).")],
+    subject: SubjectOpt = None,
+    t_from: FromOpt = None,
+    t_to: ToOpt = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KIND", help="Only events of this kind (repeatable): call, sample, ready ..."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Lines to print (0: all).")] = 60,
+    chrome: Annotated[
+        Path | None,
+        typer.Option(
+            "--chrome",
+            "--perfetto",
+            help="Write the selected events as a Chrome/Perfetto trace (JSON; - for stdout), "
+            "to open in ui.perfetto.dev.",
+        ),
+    ] = None,
+) -> None:
+    """Filter a replay's trace file, or export it to Perfetto.
+
+    Prints the selected events (time, subject, event, details) or, with --chrome FILE,
+    writes them in the Chrome trace-event format: calls as spans on their client's track,
+    state changes and faults as instants, each daemon's busy workers as a counter.
+    """
+    from sim.tracefile import read_trace, select, to_chrome
+
+    with _guard():
+        events = select(read_trace(file), subject or (), t_from, t_to, event or ())
+        if chrome is not None:
+            text = _json(to_chrome(events, file.name.removesuffix(".jsonl")))
+            if str(chrome) == "-":
+                typer.echo(text)
+            else:
+                _write_text(chrome, text + "\n")
+                typer.echo(f"wrote {chrome} ({len(events)} events): open it in ui.perfetto.dev")
+            return
+        shown = events if limit <= 0 else events[:limit]
+        for e in shown:
+            details = ", ".join(
+                f"{k}={v}" for k, v in sorted(e.items()) if k not in ("t", "subject", "event")
+            )
+            typer.echo(f"{float(e['t']):10.3f}  {e['subject']}  {e['event']}  {details}".rstrip())
+        if limit > 0 and len(events) > limit:
+            typer.echo(f"... {len(events) - limit} more (--limit 0 for all)")
+
+
 @app.command()
 def replay(
     results: Annotated[Path, typer.Argument(help="A results folder written by `run`.")],
@@ -661,6 +738,9 @@ def replay(
     scenario: Annotated[str | None, typer.Option(help="Only this scenario.")] = None,
     topology: Annotated[str | None, typer.Option(help="Only this topology.")] = None,
     limit: Annotated[int, typer.Option(help="Timeline lines to print per run (0: all).")] = 60,
+    subject: SubjectOpt = None,
+    t_from: FromOpt = None,
+    t_to: ToOpt = None,
 ) -> None:
     """Re-run one replication with its full event trace.
 
@@ -676,7 +756,12 @@ def replay(
             _err(f"warning: {name} changed since the run; the replay may differ")
         console = _console()
         for r in do_replay(results, replication, scenario, topology, _warn):
-            console.print(render.timeline(r.task, r.events, limit))
+            shown = [
+                ev
+                for ev in r.events
+                if _time_ok(ev[0], t_from, t_to) and _subject_ok(ev[1], subject)
+            ]
+            console.print(render.timeline(r.task, shown, limit))
             same = "matches runs.jsonl" if r.matches else "DIFFERS from runs.jsonl"
             console.print(f"trace: {r.trace_file} ({len(r.events)} events; metrics {same})")
 

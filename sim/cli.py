@@ -276,7 +276,7 @@ def graph(
         typer.Option(
             "--to",
             metavar="GLOB",
-            help="Only edges to nodes matching this glob (repeatable), e.g. 'virtqemud*'.",
+            help="Only edges to nodes matching this glob (repeatable), e.g. 'daemon:*'.",
         ),
     ] = None,
     kind: Annotated[
@@ -659,7 +659,7 @@ SubjectOpt = Annotated[
     typer.Option(
         "--subject",
         metavar="GLOB",
-        help="Only events of subjects matching this glob (repeatable), e.g. 'virtqemud*'.",
+        help="Only events of subjects matching this glob (repeatable), e.g. 'fault*'.",
     ),
 ]
 FromOpt = Annotated[

@@ -169,7 +169,7 @@ def filter_graph(
     """The part of ``graph`` a reader asked for, as ``systemd-analyze dot --from-pattern
     --to-pattern`` does: only nodes of ``kinds`` (when given), then only edges whose source
     matches a ``froms`` glob and whose target a ``tos`` glob (each when given), with their
-    end nodes.  Globs match ``kind:name`` or the name alone (``virtqemud*``)."""
+    end nodes.  Globs match ``kind:name`` or the name alone (``client:*``, ``*.socket``)."""
     froms, tos, kinds = list(froms), list(tos), set(kinds)
     g = graph.subgraph(n for n in graph if not kinds or graph.nodes[n]["kind"] in kinds)
     if not froms and not tos:

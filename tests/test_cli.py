@@ -126,15 +126,48 @@ def test_graph_writes_dot(tmp_path: Path) -> None:
     assert str(out) in stdout
 
 
-def test_graph_without_graphviz_writes_dot_beside_svg(
+def test_graph_without_graphviz_writes_dot_beside_svg_and_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sim.static.dot.shutil.which", lambda name: None)
-    code, out, _ = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
-    assert code == 0
+    code, _, err = run("graph", TOPOLOGIES[0], "--out", tmp_path / "g.svg", "--per-guest")
+    assert code == 2
     assert (tmp_path / "g.dot").is_file()
     assert not (tmp_path / "g.svg").exists()
-    assert "Graphviz" in out
+    assert err.startswith("error: Graphviz 'dot' is not on PATH:")
+    assert f"{tmp_path / 'g.svg'} not drawn" in err
+
+
+def test_graph_dash_writes_dot_to_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("graph", TOPOLOGIES[0], "-o", "-")
+    assert code == 0
+    assert out.startswith("digraph ") and out.endswith("}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def edges_of(dot: str) -> list[tuple[str, str]]:
+    return re.findall(r'^  "([^"]+)" -> "([^"]+)"', dot, flags=re.M)
+
+
+def test_graph_from_to_and_kind_filters_keep_the_matching_edges() -> None:
+    modular = MODELS / "libvirt" / "modular.yaml"
+    code, full, _ = run("graph", modular, "-o", "-")
+    assert code == 0
+    code, out, _ = run("graph", modular, "-o", "-", "--from", "client:nova", "--to", "proc:domain*")
+    assert code == 0
+    kept = edges_of(out)
+    expected = [
+        (a, b) for a, b in edges_of(full) if a == "client:nova" and b.startswith("proc:domain")
+    ]
+    assert kept == expected and kept
+    code, out, _ = run("graph", modular, "-o", "-", "--kind", "unit")
+    assert code == 0
+    assert edges_of(out)
+    assert all(a.startswith("unit:") and b.startswith("unit:") for a, b in edges_of(out))
+    assert "daemon:" not in out
+    code, _, err = run("graph", modular, "-o", "-", "--from", "no-such-node")
+    assert code == 2 and "no edge of the graph matches" in err
 
 
 @pytest.mark.parametrize("target", ["nodedev", "planet:x", "driver:no-such-driver"])
@@ -179,3 +212,93 @@ def test_python_dash_m_sim_runs() -> None:
     assert proc.returncode == 0
     for verb in ("validate", "analyze", "graph", "schema"):
         assert verb in proc.stdout
+
+
+# ------------------------------------------------------------------ discovery, --format json
+FIXTURE_EXP = ROOT / "tests" / "fixtures" / "experiment.yaml"
+
+
+def test_list_faults_is_the_schema() -> None:
+    from typing import get_args
+
+    from sim.schema.experiment import Action, Fault, Target
+
+    code, out, _ = run("list", "faults", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["faults"] == list(get_args(Fault.model_fields["kind"].annotation))
+    assert doc["actions"] == list(get_args(Action.model_fields["kind"].annotation))
+    assert doc["targets"] == list(Target.model_fields)
+    code, out, _ = run("list", "faults")
+    assert code == 0 and all(kind in out for kind in doc["faults"])
+
+
+def test_list_targets_and_profiles_of_a_model() -> None:
+    from sim.model.load import load_system, load_workload
+
+    modular = MODELS / "libvirt" / "modular.yaml"
+    system = load_system(modular)
+    workload = load_workload(MODELS / "workloads" / "virt-host.yaml")
+    code, out, _ = run("list", "targets", "--model", modular, "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["daemon"] == sorted(system.daemons)
+    assert doc["driver"] == sorted(system.drivers)
+    assert "hypervisor" in doc["role"] and doc["group"] and len(doc["guest"]) == 50
+    code, out, _ = run("list", "profiles", "--model", modular, "--format", "json")
+    assert code == 0
+    assert [p["profile"] for p in json.loads(out)] == sorted(workload.profiles)
+    code, out, _ = run("list", "targets", "--model", modular)
+    assert code == 0 and "daemon (10): virtinterfaced, virtlockd," in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_list_metrics_names_every_metric_a_run_records() -> None:
+    from sim.cli.discovery import METRICS
+
+    code, out, _ = run("list", "metrics", "--format", "json")
+    assert code == 0
+    listed = {m["metric"] for m in json.loads(out)}
+    patterns = [re.compile(re.escape(m).replace("DRIVER", r"\w+").replace("tT", r"t[\d.]+"))
+                for m in METRICS]  # fmt: skip
+    for summary in (ROOT / "results" / "fesco").glob("*/summary.json"):
+        for row in json.loads(summary.read_text())["rows"]:
+            for metric in row["metrics"]:
+                assert any(p.fullmatch(metric) for p in patterns), (summary, metric)
+    assert {"blast_radius", "vms_lost", "time_to_recover_s"} <= listed
+
+
+def test_run_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    out_dir = tmp_path / "r"
+    code, out, _ = run("run", FIXTURE_EXP, "--dry-run", "--out", out_dir, "--format", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["runs"] == 3 * 2 * 2  # scenarios x topologies x replications
+    assert [s["scenario"] for s in plan["scenarios"]] == ["baseline", "crash-hv", "hang-net"]
+    assert plan["estimated_events"] > 0 and plan["estimated_cpu_s"] > 0
+    assert not out_dir.exists()
+    code, out, _ = run("run", FIXTURE_EXP, "--dry-run", "--replications", "5")
+    assert code == 0
+    assert "= 30 runs" in out and "crash-hv: crash role:hypervisor at 100 s" in out
+
+
+def test_run_validate_and_diff_speak_json(tmp_path: Path) -> None:
+    code, out, _ = run("run", FIXTURE_EXP, "--out", tmp_path / "r", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    on_disk = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert doc["summary"] == on_disk and doc["folder"] == str(tmp_path / "r")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: topology\nname: x\n")
+    code, out, err = run("validate", FIXTURE_EXP, bad, "--format", "json")
+    assert code == 2 and err == ""
+    good, broken = json.loads(out)
+    assert good["ok"] and good["kind"] == "experiment"
+    assert not broken["ok"] and {"file", "line", "field", "message"} <= set(broken["issues"][0])
+    mono, modular = MODELS / "libvirt" / "monolithic.yaml", MODELS / "libvirt" / "modular.yaml"
+    code, out, _ = run("diff", mono, modular, "--format", "json")
+    assert code == 0
+    diff = json.loads(out)
+    assert diff["a"] == "monolithic" and diff["b"] == "modular"
+    assert diff["changes"] and all("risk" in c for c in diff["changes"])
+    assert isinstance(diff["risks"], list)

@@ -235,17 +235,93 @@ def test_junit_has_one_testcase_per_scenario_and_topology(
     assert suite is not None and suite.get("failures") == "2"
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert set(cases) == {
-        ("gate.gate.nodedev-crash-loop", "modular"),
-        ("gate.gate.static", "modular"),
+        ("gate.nodedev-crash-loop", "modular"),
+        ("gate.static-diff", "modular"),
     }
-    failure = cases[("gate.gate.nodedev-crash-loop", "modular")].find("failure")
+    for case in cases.values():  # wall-clock seconds, as JUnit readers expect
+        assert float(case.get("time", "")) >= 0
+    assert float(suite.get("time", "")) > 0
+    failure = cases[("gate.nodedev-crash-loop", "modular")].find("failure")
     assert failure is not None
     message = failure.get("message", "")
     assert "blast_radius regressed: 0 -> 1" in message and "95% CI [" in message
     assert "hypothesis modular-contains-nodedev-crash-loop deviated" in message
     md = g.to_markdown(result)
-    assert "FAIL (1 of 1 cases, 1 static risks)" in md
+    # the static diff is a case of its own, in the verdict as in the JUnit file
+    assert "FAIL (2 of 2 cases, 1 static risks)" in md
+    assert g.verdict(result) == "FAIL (2 of 2 cases, 1 static risks)"
     assert "| nodedev-crash-loop | modular | blast_radius" in md
+
+
+def test_static_risk_names_the_unit_file_line_that_sets_it(
+    binds_to: tuple[Path, g.GateResult],
+) -> None:
+    """The binds-to mutation is a drop-in ``[Unit] BindsTo=virtnodedevd.service``: the
+    risk, its annotation and the Markdown point at that line."""
+    result = binds_to[1]
+    (risk,) = result.static["modular"]
+    path, line = result.where[risk].rsplit(":", 1)
+    assert Path(path).read_text().splitlines()[int(line) - 1].startswith("BindsTo=")
+    (static_note, *dynamic) = g.github_annotations(result, GATE)
+    assert static_note.startswith(f"::error file={path},line={line},title=virtchaos gate%3A ")
+    assert static_note.endswith("::" + risk.replace("%", "%25"))
+    assert dynamic and all(a.startswith(f"::error file={binds_to[0]},") for a in dynamic)
+    assert f"{path}:{line}: {risk}" in g.to_markdown(result)
+
+
+def test_allow_list_accepts_a_known_risk_with_its_reason(
+    tmp: Path, binds_to: tuple[Path, g.GateResult]
+) -> None:
+    model, result = binds_to
+    (risk,) = result.static["modular"]
+    allow = tmp / "allow.yaml"
+    allow.write_text(
+        "allow:\n"
+        "  - {risk: 'added binds_to virtqemud.service*', reason: 'reviewed: wanted'}\n"
+        "  - {risk: 'no such risk*', reason: stale}\n"
+    )
+    entries = g.load_allow(allow)
+    kept, allowed, unused = g.apply_allow(result.static, entries)
+    assert kept == {"modular": []} and allowed == {"modular": [(risk, "reviewed: wanted")]}
+    assert [e.risk for e in unused] == ["no such risk*"]
+    code, out, _ = invoke(
+        "gate", GATE, "--baseline", BASELINE, "--topology", f"modular={model}",
+        "--only-topology", "modular", "--scenario", "hypervisor-crash", "--allow", allow,
+        "--annotations", "none",
+    )  # fmt: skip
+    assert code == 0, out
+    assert f"allowed: {risk} (reviewed: wanted)" in out
+    assert "'no such risk*' matches no risk" in out and "result: PASS" in out
+    for text, message in (
+        ("allow:\n  - {risk: 'x*'}\n", "needs exactly 'risk' and 'reason'"),
+        ("allow:\n  - {risk: 'x*', reason: ' '}\n", "say why the risk is accepted"),
+        ("risks: []\n", "a list 'allow:'"),
+    ):
+        allow.write_text(text)
+        code, _, err = invoke("gate", GATE, "--baseline", BASELINE, "--allow", allow)
+        assert code == 2 and message in err, err
+
+
+def test_annotations_only_when_asked_or_on_github(
+    binds_to: tuple[Path, g.GateResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["gate", GATE, "--baseline", BASELINE, "--topology", f"modular={binds_to[0]}"]
+    args += ["--only-topology", "modular", "--scenario", "hypervisor-crash"]
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    assert "::error" not in invoke(*args)[1]
+    assert invoke(*args, "--annotations", "github")[1].startswith("::error file=")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert invoke(*args)[1].startswith("::error file=")
+    assert "::error" not in invoke(*args, "--annotations", "none")[1]
+    code, out, _ = invoke(*args, "--annotations", "none", "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["verdict"] == "FAIL (1 of 2 cases, 1 static risks)" and not doc["passed"]
+    assert (
+        doc["static"][0]["risks"][0]["where"]
+        == binds_to[1].where[doc["static"][0]["risks"][0]["risk"]]
+    )
+    assert [c["status"] for c in doc["cases"]] == ["pass"]
 
 
 def invoke(*args: str | Path) -> tuple[int, str, str]:

@@ -6,13 +6,17 @@ problem printed as ``file:line: field: message``, never a traceback); 3 internal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
 from sim.errors import ConfigError, SimError, SimulationError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
@@ -51,6 +55,27 @@ def guard() -> Iterator[None]:
 
 
 def console() -> Console:
-    """The terminal's console; 160 columns when output is not a terminal."""
+    """The terminal's console; 160 columns for a log file or pipe (wide enough for the wide
+    tables) unless ``COLUMNS`` says otherwise."""
+    from rich.console import Console
+
     out = Console()
-    return out if out.is_terminal else Console(width=160)
+    if out.is_terminal or os.environ.get("COLUMNS"):
+        return out
+    return Console(width=160)
+
+
+def input_path(value: Any) -> Any:
+    """An input file argument: as given when it exists, else the shipped file it names
+    (``experiments/gate.yaml`` or ``gate`` outside a checkout: see ``models list``)."""
+    if isinstance(value, list):
+        return [input_path(v) for v in value]
+    if value is None or value.exists():
+        return value
+    from sim import _data
+
+    found = _data.find(value)
+    if found is None:
+        return value
+    err(f"note: {value} is not here: using the shipped {found}")
+    return found

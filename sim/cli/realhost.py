@@ -17,7 +17,9 @@ from sim.cli.common import EXIT_INVALID
 from sim.realhost.lv import RealHostError
 
 testbed_app = typer.Typer(
-    help="A real libvirt host on this machine (needs root, FUSE).", no_args_is_help=True
+    help="A real libvirt host on this machine (needs root, FUSE).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 PrefixOpt = Annotated[Path, typer.Option(help="Testbed prefix: configs, sockets, state, logs.")]
@@ -42,7 +44,7 @@ def _guard() -> Iterator[None]:
 def _host(path: Path) -> Any:
     from sim.realhost.testbed import load_host
 
-    return load_host(path)
+    return load_host(common.input_path(path))
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -69,7 +71,7 @@ def testbed_up(
         bool, typer.Option("--modular", help="Same as --topology modular (a meson build).")
     ] = False,
 ) -> None:
-    """Start the daemons, the FUSE-backed pool and the guests (idempotent)."""
+    """Start daemons, FUSE-backed pool and guests (idempotent)."""
     from sim.realhost import testbed as tb
 
     with _guard():
@@ -82,7 +84,10 @@ def testbed_down(
     host: HostOpt = DEFAULT_HOST,
     keep: Annotated[bool, typer.Option(help="Keep the prefix (logs) after stopping.")] = False,
 ) -> None:
-    """Stop guests and daemons, unmount the pool, remove what the testbed created."""
+    """Stop guests and daemons; remove what the testbed created.
+
+    Unmounts the pool too.
+    """
     from sim.realhost import testbed as tb
 
     with _guard():
@@ -134,7 +139,10 @@ def calibrate_cmd(
     prefix: PrefixOpt = DEFAULT_PREFIX,
     host: HostOpt = DEFAULT_HOST,
 ) -> None:
-    """Time every safely callable catalog procedure on the testbed; write a catalog overlay."""
+    """Measure service times on the testbed (a catalog overlay).
+
+    Times every safely callable catalog procedure and writes a catalog overlay.
+    """
     from sim.realhost.calibrate import calibrate
 
     with _guard():
@@ -161,7 +169,7 @@ def realrun_cmd(
     ],
     out: Annotated[Path | None, typer.Option(help="Results folder.")] = None,
     replications: Annotated[
-        int | None, typer.Option(min=1, help="[default: the experiment's]")
+        int | None, typer.Option(min=1, help="Replications [default: the experiment's].")
     ] = None,
     scenario: Annotated[
         list[str] | None, typer.Option(help="Only this scenario (repeatable).")
@@ -169,8 +177,10 @@ def realrun_cmd(
     prefix: PrefixOpt = DEFAULT_PREFIX,
     host: HostOpt = DEFAULT_HOST,
 ) -> None:
-    """Run the experiment's scenarios on the testbed; write the results contract
-    (runs.jsonl, summary.json, manifest.json with backend: real, calls.jsonl, probes.json).
+    """Run the experiment's scenarios on the real testbed.
+
+    Writes the results contract (runs.jsonl, summary.json, manifest.json with backend:
+    real, calls.jsonl, probes.json).
 
     Scenarios with a fault or action the host cannot take are refused (listed, not run).
     """
@@ -193,7 +203,8 @@ def realrun_cmd(
             typer.echo(f"note: {note}")
         from sim.cli import render
 
-        common.console().print(render.summary_table(outcome.summary))
+        console = common.console()
+        console.print(render.summary_table(outcome.summary, console.width))
         typer.echo(f"results: {outcome.folder}")
 
 
@@ -206,7 +217,10 @@ def compare_cmd(
         typer.Option("--json", help="Also write the rows as JSON (report --validation reads it)."),
     ] = None,
 ) -> None:
-    """Simulated versus real, per scenario, metric and probe class, with verdicts."""
+    """Simulated versus real results, with verdicts.
+
+    Per scenario, metric and probe class.
+    """
     from sim.realhost.compare import compare, to_json, to_markdown
 
     with _guard():

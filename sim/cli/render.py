@@ -128,22 +128,75 @@ def _fmt(m: dict[str, Any], metric: str = "") -> str:
     return estimate(m, metric) + ("*" if "undefined" in m else "")
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    """Scenario x topology rows with the headline metrics, mean [95% CI]."""
+WIDE = 120
+"""From this console width on, the topology cells carry their 95% intervals too."""
+
+
+def _diff(c: dict[str, Any] | None, metric: str) -> str:
+    """``+0.50 [0.41, 0.59]``: the paired difference B - A and its 95% interval."""
+    from sim.report.fmt import estimate
+
+    if c is None or c["diff_mean"] is None:
+        return "n/a"
+    text = estimate(c, metric, key="diff_mean")
+    return "+" + text if float(text.split(" ", 1)[0]) > 0 else text
+
+
+def summary_table(summary: dict[str, Any], width: int | None = None) -> Table:
+    """One block per scenario, one row per headline metric: each topology's mean (with its
+    95% interval from :data:`WIDE` columns on, or when ``width`` is None) and the paired
+    difference between the topologies with its 95% interval, e.g. monolithic -> modular.
+
+    Names are never cut: at 80 columns the table keeps metric and scenario names whole
+    and drops the topology intervals, not the difference's."""
+    topologies = list(dict.fromkeys(row["topology"] for row in summary["rows"]))
+    pairs = list(dict.fromkeys((c["a"], c["b"]) for c in summary["comparisons"]))
+    by_row = {(r["scenario"], r["topology"]): r["metrics"] for r in summary["rows"]}
+    by_cmp = {(c["scenario"], c["metric"], c["a"], c["b"]): c for c in summary["comparisons"]}
+    intervals = width is None or width >= WIDE
+    what = "mean [95% CI]" if intervals else "mean"
+    if pairs:
+        what += "; A -> B: the paired difference B - A [95% CI]"
     table = Table(
         title=f"{summary['experiment']}: {summary['replications']} replications, "
-        f"seed {summary['seed']} (mean [95% CI])"
+        f"seed {summary['seed']}",
+        title_justify="left",
+        caption=what,
+        caption_justify="left",
     )
-    table.add_column("scenario")
-    table.add_column("topology")
-    for name in SUMMARY_METRICS:
-        table.add_column(name, justify="right")
-    for row in summary["rows"]:
-        cells = [
-            _fmt(row["metrics"][m], m) if m in row["metrics"] else "-" for m in SUMMARY_METRICS
-        ]
-        table.add_row(row["scenario"], row["topology"], *cells)
+    table.add_column("scenario / metric", no_wrap=True)
+    for topology in topologies:
+        table.add_column(topology, justify="right", no_wrap=True)
+    for a, b in pairs:
+        table.add_column(f"{a} -> {b}", justify="right", no_wrap=True)
+    scenarios = list(dict.fromkeys(row["scenario"] for row in summary["rows"]))
+    for i, scenario in enumerate(scenarios):
+        table.add_row(Text(scenario, style="bold"), end_section=False)
+        for metric in SUMMARY_METRICS:
+            cells = []
+            for topology in topologies:
+                m = by_row.get((scenario, topology), {}).get(metric)
+                if m is None:
+                    cells.append("-")
+                else:
+                    cells.append(_fmt(m, metric) if intervals else _mean(m, metric))
+            for a, b in pairs:
+                cells.append(_diff(by_cmp.get((scenario, metric, a, b)), metric))
+            table.add_row("  " + metric, *cells, end_section=False)
+        if i < len(scenarios) - 1:
+            table.add_section()
     return table
+
+
+def _mean(m: dict[str, Any], metric: str) -> str:
+    """A mean alone, at the precision :func:`_fmt` would show it with its interval."""
+    from sim.report.fmt import decimals, fixed, interval_of
+
+    if m["mean"] is None:
+        return "n/a"
+    mid = float(m["mean"])
+    places = decimals(metric, mid, *interval_of(m, metric))
+    return fixed(mid, places) + ("*" if "undefined" in m else "")
 
 
 def timeline(task: Any, events: list[tuple[float, str, str, dict[str, Any]]], limit: int) -> Table:

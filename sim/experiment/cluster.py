@@ -1,38 +1,24 @@
 """Runs on a Dask cluster (``run --executor dask``): the same tasks and records as the local
 process pool, so the same summary bytes.
 
-Each Dask worker loads the experiment once (per experiment, substitution and calibration)
-and runs tasks as they come; the experiment's files must be readable at the same paths on
-every worker (a shared or identical checkout) and virtchaos installed there.  Without a
-scheduler address a :class:`distributed.LocalCluster` of ``workers`` single-threaded
-processes is started and stopped around the run.  Tasks are submitted a few per worker
-ahead of the results read, so a large run never queues all its tasks on the scheduler.
-Needs the ``dask`` extra (``pip install 'virtchaos[dask]'``).
+Each Dask worker loads the experiment once per experiment, substitution and calibration
+(:func:`sim.experiment.runner._cluster_work`) and runs tasks as they come.  The experiment's
+files must be readable at the same paths on every worker (a shared or identical checkout),
+with virtchaos installed there.  Without a scheduler address a
+:class:`distributed.LocalCluster` of ``workers`` single-threaded processes is started and
+stopped around the run.  Tasks are submitted a few per worker ahead of the results read, so
+a large run never queues all its tasks on the scheduler.  Needs the ``dask`` extra
+(``pip install 'virtchaos[dask]'``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sim.errors import SimError
 from sim.experiment.workers import IN_FLIGHT
-
-_MODELS: dict[tuple[str, tuple[tuple[str, str], ...], str | None], Any] = {}
-
-
-def _work(task: Any, path: str, subst: dict[str, str], cal: str | None, seed: int) -> Any:
-    """One task on a Dask worker (the model loaded once per worker process)."""
-    from sim.experiment.runner import run_one
-    from sim.model.load import load_experiment, substitute_topologies
-
-    key = (path, tuple(sorted(subst.items())), cal)
-    if key not in _MODELS:
-        model = load_experiment(path, cal)
-        _MODELS[key] = substitute_topologies(model, subst) if subst else model
-    return run_one(_MODELS[key], task, seed)[0]
-
 
 CONNECT_TIMEOUT_S = 10
 """How long to wait for a remote scheduler before giving up."""
@@ -71,14 +57,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 
 def imap_dask(
-    client: Any,
-    tasks: Iterable[Any],
-    path: str,
-    subst: dict[str, str],
-    cal: str | None,
-    seed: int,
+    client: Any, work: Callable[[Any], dict[str, Any]], tasks: Iterable[Any]
 ) -> Iterator[dict[str, Any]]:
-    """Yield one record per task as the client's workers finish them."""
+    """Yield ``work(task)`` for every task as the client's workers finish them (``work`` is
+    pickled by reference: a module-level function, or a partial of one)."""
     from distributed import as_completed
 
     workers = len(client.scheduler_info().get("workers", {}))
@@ -86,11 +68,11 @@ def imap_dask(
     stream = iter(tasks)
     pending = as_completed()
     for task in stream:
-        pending.add(client.submit(_work, task, path, subst, cal, seed, pure=False))
+        pending.add(client.submit(work, task, pure=False))
         if pending.count() >= ahead:
             break
     for future in pending:
         yield future.result()
         nxt = next(stream, None)
         if nxt is not None:
-            pending.add(client.submit(_work, nxt, path, subst, cal, seed, pure=False))
+            pending.add(client.submit(work, nxt, pure=False))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sim import __version__
+from sim.constants import VERSION as __version__
 from sim.engine.simulation import Simulation
 from sim.errors import ConfigError, SimError
 from sim.experiment.budget import check_size
@@ -122,6 +122,22 @@ def _init_worker(
     _WORKER["model"] = substitute_topologies(model, topologies) if topologies else model
 
 
+_CLUSTER_MODELS: dict[tuple[str, tuple[tuple[str, str], ...], str | None], ExperimentModel] = {}
+
+
+def _cluster_work(
+    task: Task, args: tuple[str, dict[str, str], str | None], seed: int
+) -> dict[str, Any]:
+    """One task on a cluster worker; the experiment is loaded once per worker process and
+    per (experiment, substitutions, calibration)."""
+    path, subst, cal = args
+    key = (path, tuple(sorted(subst.items())), cal)
+    if key not in _CLUSTER_MODELS:
+        model = load_experiment(path, cal)
+        _CLUSTER_MODELS[key] = substitute_topologies(model, subst) if subst else model
+    return run_one(_CLUSTER_MODELS[key], task, seed)[0]
+
+
 def _work(task: Task, seed: int) -> dict[str, Any]:
     record, _ = run_one(_WORKER["model"], task, seed)
     return record
@@ -168,7 +184,8 @@ def execute(
     if client is not None:
         from sim.experiment.cluster import imap_dask
 
-        yield from imap_dask(client, tasks, str(Path(path).resolve()), subst, cal, seed)
+        args = (str(Path(path).resolve()), subst, cal)
+        yield from imap_dask(client, functools.partial(_cluster_work, args=args, seed=seed), tasks)
         return
     if jobs <= 1:
         for task in tasks:

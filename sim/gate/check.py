@@ -21,6 +21,8 @@ every steady-state hypothesis the experiment declares must hold on the new summa
 from __future__ import annotations
 
 import math
+import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from sim.experiment.significance import TOLERANCES, direction
 from sim.experiment.stats import t_quantile
 from sim.model.load import load_experiment, substitute_topologies
 from sim.model.loader import Limits, read_text
-from sim.model.resolved import ExperimentModel
+from sim.model.resolved import ExperimentModel, System
 from sim.static.modeldiff import diff_models
 
 DEFAULT_TOLERANCES: dict[str, float] = dict(TOLERANCES)
@@ -106,7 +108,18 @@ class GateResult:
     summary: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     static: dict[str, list[str]] = field(default_factory=dict)
-    """Per replaced topology: the changes ``diff`` marks as risks (empty: none)."""
+    """Per replaced topology: the changes ``diff`` marks as risks and no allow-list entry
+    accepts (empty: none)."""
+    allowed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Per replaced topology: the risks an allow-list entry accepts, with its reason."""
+    where: dict[str, str] = field(default_factory=dict)
+    """A risk's text -> ``file:line`` of the unit file (or drop-in) that sets it, when the
+    imported model says which file it came from."""
+    times: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Wall-clock seconds of each (scenario, topology)'s runs (from when each run's record
+    arrived: exact with one job, shared out between cases with several); only here and in
+    the JUnit file, never in a summary."""
+    static_time: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -232,6 +245,7 @@ def run_gate(
     only_topologies: Sequence[str] = (),
     static: bool = True,
     size_check: bool = True,
+    allow: Sequence[AllowEntry] = (),
 ) -> GateResult:
     """Re-run ``experiment`` (seed and replications from the baseline) and compare.
 
@@ -250,7 +264,9 @@ def run_gate(
         (:func:`sim.experiment.budget.check_size`)
     """
     model = substitute_topologies(load_experiment(experiment), topologies or {})
-    risks = _static_risks(experiment, model, topologies or {}) if static else {}
+    started = time.monotonic()
+    risks, where = _static_risks(experiment, model, topologies or {}) if static else ({}, {})
+    static_time = time.monotonic() - started
     baseline = read_baseline(baseline_path) if need_baseline or baseline_path.exists() else None
     if baseline is not None and baseline["experiment"] != model.doc.name:
         msg = f"baseline is for experiment {baseline['experiment']!r}, not {model.doc.name!r}"
@@ -269,16 +285,40 @@ def run_gate(
         model.systems = [s for s in model.systems if s.name in only_topologies]
     if size_check:
         check_size(model, reps)
-    records = list(execute(experiment, model, tasks_of(model, reps), seed, jobs, topologies))
+    records, times = (
+        [],
+        dict.fromkeys(((s.name, t.name) for s in model.scenarios for t in model.systems), 0.0),
+    )
+    last = time.monotonic()
+    for rec in execute(experiment, model, tasks_of(model, reps), seed, jobs, topologies):
+        now = time.monotonic()
+        key = (rec["scenario"], rec["topology"])
+        times[key] = times.get(key, 0.0) + now - last
+        last = now
+        records.append(rec)
     summary = summarize_runs(model, records, seed, reps)
     held = hypotheses(model, summary)
     summary["hypotheses"] = held
     tol = dict(tolerances or DEFAULT_TOLERANCES)
     cases = compare(baseline or {"rows": []}, summary, tol, held)
     subst = {k: str(v) for k, v in (topologies or {}).items()}
+    kept, allowed, unused = apply_allow(risks, allow)
     result = GateResult(
-        model.doc.name, seed, reps, baseline_path, subst, cases, summary, static=risks
+        model.doc.name,
+        seed,
+        reps,
+        baseline_path,
+        subst,
+        cases,
+        summary,
+        static=kept,
+        allowed=allowed,
+        where=where,
+        times=times,
+        static_time=static_time,
     )
+    for entry in unused:
+        result.notes.append(f"allow-list entry {entry.where}: {entry.risk!r} matches no risk")
     if baseline is None:
         result.notes.append(f"no baseline at {baseline_path}: nothing to compare")
     missing = [f"{c.scenario} / {c.topology}" for c in cases if c.missing and baseline]
@@ -289,13 +329,107 @@ def run_gate(
 
 def _static_risks(
     experiment: Path, model: ExperimentModel, topologies: Mapping[str, Path]
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Per replaced topology, the risks ``diff`` finds; and where each was set, if known."""
     original = {s.name: s for s in load_experiment(experiment).systems}
-    out = {}
+    out, where = {}, {}
     for name in sorted(topologies):
         new = next(s for s in model.systems if s.name == name)
-        out[name] = diff_models(original[name], new, model.workload).risks
+        found = diff_models(original[name], new, model.workload)
+        out[name] = found.risks
+        for change in found.changes:
+            place = _where_set(new, change.subject, change.kind) if change.risk else None
+            if place:
+                where[f"{change.describe()}: {change.risk}"] = place
+    return out, where
+
+
+_SOURCE_FILE = re.compile(r"(?:imported from |, )(/?[^\s,:]+?)(?::(\d+))?(?: \(drop-in\))?(?=,|$)")
+
+
+def directive_name(field_name: str) -> str:
+    """The unit-file directive of a model field: ``binds_to`` -> ``BindsTo``,
+    ``start_limit_interval_s`` -> ``StartLimitIntervalSec``."""
+    base, sec = (field_name[:-2], "Sec") if field_name.endswith("_s") else (field_name, "")
+    return "".join(part.capitalize() for part in base.split("_")) + sec
+
+
+def _where_set(system: System, subject: str, kind: str) -> str | None:
+    """``file:line`` of the directive behind a change of ``subject`` (a unit name, or
+    ``unit -> unit`` for an edge): the last of the unit's files (drop-ins come after the
+    unit file, and override it) that sets the directive; else the unit file itself."""
+    unit_name = subject.split(" -> ", 1)[0].split(":", 1)[0].strip()
+    unit = system.units.get(unit_name)
+    source = " ".join(str(unit.source or "").split()) if unit is not None else ""
+    files = [(m.group(1), int(m.group(2) or 1)) for m in _SOURCE_FILE.finditer(source)]
+    files = [(f, line) for f, line in files if Path(f).is_file()]
+    if not files:
+        return None
+    directive = directive_name(kind) + "="
+    for path, _ in reversed(files):
+        for number, text in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+            if text.strip().startswith(directive):
+                return f"{path}:{number}"
+    return f"{files[0][0]}:{files[0][1]}"
+
+
+# ---------------------------------------------------------------------------- allow-list
+@dataclass(frozen=True)
+class AllowEntry:
+    """One accepted static risk: a glob over the risk's text, and why it is accepted."""
+
+    risk: str
+    reason: str
+    where: str = ""
+
+
+def load_allow(path: Path) -> list[AllowEntry]:
+    """The allow-list file: YAML ``allow: [{risk: GLOB, reason: TEXT}, ...]``; a reason is
+    required (an accepted risk says why)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe").load(read_text(path, Limits()))
+    except (OSError, YAMLError) as err:
+        raise ConfigError.single(path, f"cannot read the allow-list: {err}") from None
+    entries = doc.get("allow") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError.single(path, "an allow-list is a mapping with a list 'allow:'")
+    out = []
+    for i, entry in enumerate(entries):
+        field_name = f"allow[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"risk", "reason"}:
+            raise ConfigError.single(path, "needs exactly 'risk' and 'reason'", field=field_name)
+        risk, reason = entry["risk"], entry["reason"]
+        if not isinstance(risk, str) or not risk.strip():
+            raise ConfigError.single(path, "risk: a non-empty glob", field=field_name)
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError.single(path, "reason: say why the risk is accepted", field=field_name)
+        out.append(AllowEntry(risk, reason.strip(), f"{path}[{i}]"))
     return out
+
+
+def apply_allow(
+    risks: Mapping[str, list[str]], allow: Sequence[AllowEntry]
+) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str]]], list[AllowEntry]]:
+    """Split each topology's risks into those still failing and those an entry accepts
+    (the first matching entry's reason); and the entries that matched nothing."""
+    from fnmatch import fnmatchcase
+
+    kept: dict[str, list[str]] = {}
+    allowed: dict[str, list[tuple[str, str]]] = {}
+    used: set[int] = set()
+    for name, texts in risks.items():
+        kept[name], allowed[name] = [], []
+        for text in texts:
+            hit = next((i for i, e in enumerate(allow) if fnmatchcase(text, e.risk)), None)
+            if hit is None:
+                kept[name].append(text)
+            else:
+                used.add(hit)
+                allowed[name].append((text, allow[hit].reason))
+    return kept, allowed, [e for i, e in enumerate(allow) if i not in used]
 
 
 def write_baseline(result: GateResult, path: Path) -> None:
@@ -316,6 +450,7 @@ def to_junit(result: GateResult) -> str:
         failures=str(failures),
         skipped=str(skipped),
         errors="0",
+        time=f"{sum(result.times.values()) + result.static_time:.3f}",
     )
     props = ET.SubElement(suite, "properties")
     for key, value in (("seed", result.seed), ("replications", result.replications)):
@@ -326,8 +461,9 @@ def to_junit(result: GateResult) -> str:
         tc = ET.SubElement(
             suite,
             "testcase",
-            classname=f"gate.{result.experiment}.{case.scenario}",
+            classname=f"{result.experiment}.{case.scenario}",
             name=case.topology,
+            time=f"{result.times.get((case.scenario, case.topology), 0.0):.3f}",
         )
         if case.missing:
             ET.SubElement(tc, "skipped", message="no baseline row for this scenario and topology")
@@ -341,11 +477,18 @@ def to_junit(result: GateResult) -> str:
         ET.SubElement(tc, "system-out").text = "\n".join(lines)
     for name, risks in sorted(result.static.items()):
         tc = ET.SubElement(
-            suite, "testcase", classname=f"gate.{result.experiment}.static", name=name
+            suite,
+            "testcase",
+            classname=f"{result.experiment}.static-diff",
+            name=name,
+            time=f"{result.static_time:.3f}",
         )
         if risks:
             failure = ET.SubElement(tc, "failure", message="; ".join(risks))
-            failure.text = "\n".join(risks)
+            failure.text = "\n".join(placed(result, r) for r in risks)
+        accepted = [f"allowed: {r} ({why})" for r, why in result.allowed.get(name, [])]
+        if accepted:
+            ET.SubElement(tc, "system-out").text = "\n".join(accepted)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -358,9 +501,89 @@ def verdict(result: GateResult) -> str:
     if result.passed:
         return "PASS"
     failed = sum(1 for c in result.cases if not c.passed)
+    failed += sum(1 for rs in result.static.values() if rs)
     risks = sum(len(rs) for rs in result.static.values())
     tail = f", {risks} static risks" if risks else ""
-    return f"FAIL ({failed} of {len(result.cases)} cases{tail})"
+    return f"FAIL ({failed} of {len(result.cases) + len(result.static)} cases{tail})"
+
+
+def to_json(result: GateResult, baseline_written: bool = False) -> dict[str, Any]:
+    """The verdict for programs (``gate --format json``): every case, metric and risk."""
+    return {
+        "experiment": result.experiment,
+        "seed": result.seed,
+        "replications": result.replications,
+        "baseline": str(result.baseline),
+        "baseline_written": baseline_written,
+        "substituted": result.substituted,
+        "passed": result.passed,
+        "verdict": verdict(result),
+        "notes": result.notes,
+        "static": [
+            {
+                "topology": name,
+                "risks": [{"risk": r, "where": result.where.get(r)} for r in risks],
+                "allowed": [{"risk": r, "reason": why} for r, why in result.allowed.get(name, [])],
+            }
+            for name, risks in sorted(result.static.items())
+        ],
+        "cases": [
+            {
+                "scenario": c.scenario,
+                "topology": c.topology,
+                "status": "skip" if c.missing else ("pass" if c.passed else "fail"),
+                "failures": c.failures,
+                "metrics": [
+                    {
+                        "metric": m.metric,
+                        "baseline": m.old,
+                        "new": m.new,
+                        "diff": m.diff,
+                        "ci95": list(m.ci),
+                        "tolerance": m.tolerance,
+                        "regressed": m.regressed,
+                    }
+                    for m in c.metrics
+                ],
+            }
+            for c in result.cases
+        ],
+    }
+
+
+def placed(result: GateResult, risk: str) -> str:
+    """``file:line: risk`` when the file that sets the risk is known, else the risk."""
+    where = result.where.get(risk)
+    return f"{where}: {risk}" if where else risk
+
+
+def github_annotations(result: GateResult, experiment: Path) -> list[str]:
+    """GitHub Actions workflow commands (``::error file=F,line=N,title=T::message``): a
+    static risk on the unit file (or drop-in) that sets it, when known; a regression or a
+    deviated hypothesis on the replacing topology file, else the experiment."""
+
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return escape(text).replace(":", "%3A").replace(",", "%2C")
+
+    out = []
+    for name, risks in sorted(result.static.items()):
+        for risk in risks:
+            where = result.where.get(risk)
+            loc = ""
+            if where:
+                path, line = where.rsplit(":", 1)
+                loc = f"file={prop(path)},line={line},"
+            title = prop(f"virtchaos gate: static risk in {name}")
+            out.append(f"::error {loc}title={title}::{escape(risk)}")
+    for case in result.cases:
+        for failure in case.failures:
+            path = result.substituted.get(case.topology, str(experiment))
+            title = prop(f"virtchaos gate: {case.scenario} / {case.topology}")
+            out.append(f"::error file={prop(path)},title={title}::{escape(failure)}")
+    return out
 
 
 def to_markdown(result: GateResult) -> str:
@@ -383,7 +606,12 @@ def to_markdown(result: GateResult) -> str:
     ]
     if static:
         lines += ["| topology | static risk (from `virtchaos diff`) |", "|---|---|"]
-        lines += [f"| {n} | {r} |" for n, r in static]
+        lines += [f"| {n} | {placed(result, r)} |" for n, r in static]
+        lines.append("")
+    accepted = [(n, r, why) for n, rs in sorted(result.allowed.items()) for r, why in rs]
+    if accepted:
+        lines += ["| topology | accepted static risk | reason (allow-list) |", "|---|---|---|"]
+        lines += [f"| {n} | {r} | {why} |" for n, r, why in accepted]
         lines.append("")
     if failed:
         lines += ["| scenario | topology | failure |", "|---|---|---|"]

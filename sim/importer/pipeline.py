@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.errors import ConfigError
 from sim.importer.build import (
     Context,
     daemon_block,
@@ -138,6 +139,11 @@ def import_units(inputs: Inputs) -> Imported:
     decisions, files, preset_source = _enablement(tree, found, inputs, root)
     listens = {s.unit.name: socket_listens(ctx, s) for d in found for s in d.sockets}
     daemons = drop_conflicts(found, listens, decisions, ctx.notes)
+    if not daemons:
+        wanted = ", ".join(sorted({spec.unit for spec in mapping.doc.daemons}))
+        dirs = ", ".join(str(p) for p in inputs.units)
+        msg = f"no {mapping.doc.name} daemon units found in {dirs} (the map names {wanted})"
+        raise ConfigError.single(dirs, msg, field="--units")
     for spec in mapping.doc.daemons:
         if spec.unit not in tree:
             ctx.notes.append(f"daemon {spec.name}: {spec.unit} is not installed: not modelled")

@@ -8,9 +8,10 @@ from the host description (``procedures:`` and ``lookups:``).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.schema.realhost import RealHost
+if TYPE_CHECKING:  # the spec (pydantic) is not needed to name the error, as the CLI does
+    from sim.schema.realhost import RealHost
 
 _LOOP: dict[str, threading.Thread] = {}
 

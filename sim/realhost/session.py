@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim import __version__
+from sim.constants import VERSION as __version__
 from sim.experiment.runner import git_commit
 from sim.realhost import testbed as tb
 from sim.realhost.calibrate import host_facts

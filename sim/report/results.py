@@ -75,6 +75,72 @@ class Results:
     def has_metric(self, metric: str) -> bool:
         return metric in self.metrics
 
+    # -------------------------------------------------------------- flat rows (notebooks)
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per scenario, topology and metric: mean, 95% interval, n (None when
+        undefined in every run; ``undefined`` says why when it is in some)."""
+        out = []
+        for r in self.summary["rows"]:
+            for metric, m in r["metrics"].items():
+                lo, hi = m.get("ci95") or (None, None)
+                out.append(
+                    {
+                        "scenario": r["scenario"],
+                        "topology": r["topology"],
+                        "metric": metric,
+                        "mean": m.get("mean"),
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": m.get("n"),
+                        "undefined": m.get("undefined"),
+                    }
+                )
+        return out
+
+    def differences(self) -> list[dict[str, Any]]:
+        """One row per scenario, metric and topology pair: the paired difference b - a."""
+        out = []
+        for c in self.summary["comparisons"]:
+            lo, hi = c.get("ci95") or (None, None)
+            out.append(
+                {
+                    "scenario": c["scenario"],
+                    "metric": c["metric"],
+                    "a": c["a"],
+                    "b": c["b"],
+                    "diff_mean": c.get("diff_mean"),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        """One row per run of ``runs.jsonl``: scenario, topology, replication, seed and
+        every metric of the run."""
+        from sim.experiment.runlog import read_runs
+
+        out = []
+        for rec in read_runs(self.folder / "runs.jsonl"):
+            keys = ("scenario", "topology", "replication", "seed")
+            row: dict[str, Any] = {k: rec[k] for k in keys if k in rec}
+            row.update(rec.get("metrics", {}))
+            out.append(row)
+        return out
+
+    def to_dataframe(self, table: str = "rows") -> Any:
+        """``rows``, ``differences`` or ``runs`` as a pandas DataFrame (pandas is optional:
+        ``pip install 'virtchaos[notebook]'``)."""
+        tables = {"rows": self.rows, "differences": self.differences, "runs": self.runs}
+        if table not in tables:
+            raise ValueError(f"table is one of {sorted(tables)}, not {table!r}")
+        try:
+            import pandas as pd
+        except ImportError:
+            msg = "to_dataframe needs pandas (pip install 'virtchaos[notebook]'); rows() does not"
+            raise ImportError(msg) from None
+        return pd.DataFrame(tables[table]())
+
 
 def _unique(items: Any) -> list[Any]:
     return list(dict.fromkeys(items))
@@ -137,8 +203,9 @@ def _names(experiment: Experiment, model: ExperimentModel) -> list[str]:
     return [by_path.get((here / t).resolve(), t) for t in experiment.topologies]
 
 
-def load_results(folder: Path) -> Results:
+def load_results(folder: str | Path) -> Results:
     """Read ``folder``; raises :class:`~sim.errors.ResultsError` if it is no results folder."""
+    folder = Path(folder)
     if not folder.is_dir():
         raise ResultsError(f"{folder} is not a directory")
     manifest = load_manifest(folder)

@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.constants import MAX_REPLICATIONS, MAX_SEED
+
 MAX_SECONDS = 31_536_000.0
 """One year of simulated time: the longest time any field may hold (s)."""
 MAX_MS = 86_400_000.0
@@ -46,10 +48,6 @@ MAX_COUNT = 1_000_000
 """The largest pool size, connection limit, burst or retry count."""
 MAX_POPULATION = 100_000
 """The most guests, objects or clients one declaration may ask for."""
-MAX_REPLICATIONS = 10_000
-"""The most replications of an experiment."""
-MAX_SEED = 2**63 - 1
-"""The largest seed (a signed 64-bit integer)."""
 MAX_BOUND = 1e15
 """The largest magnitude of a hypothesis bound."""
 

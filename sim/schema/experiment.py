@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from sim.constants import MAX_REPLICATIONS
 from sim.schema.common import (
-    MAX_REPLICATIONS,
     Bound,
     Count,
     Count0,
@@ -76,7 +76,7 @@ class Target(Strict):
 
     @property
     def key(self) -> tuple[str, str]:
-        """The one field given, as ``(field, value)`` (for example ``('daemon', 'virtqemud')``)."""
+        """The one field given, as ``(field, value)`` (for example ``('daemon', 'd1')``)."""
         for k, v in self.model_dump().items():
             if v is not None:
                 return k, str(v)

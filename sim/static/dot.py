@@ -152,6 +152,36 @@ def to_dot(graph: nx.DiGraph, title: str, hl: Highlight | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _matches(node: str, patterns: Iterable[str]) -> bool:
+    """``node`` (``kind:name``) matches a glob as a whole or by its name alone."""
+    from fnmatch import fnmatchcase
+
+    name = node.split(":", 1)[-1]
+    return any(fnmatchcase(node, p) or fnmatchcase(name, p) for p in patterns)
+
+
+def filter_graph(
+    graph: nx.DiGraph,
+    froms: Iterable[str] = (),
+    tos: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+) -> nx.DiGraph:
+    """The part of ``graph`` a reader asked for, as ``systemd-analyze dot --from-pattern
+    --to-pattern`` does: only nodes of ``kinds`` (when given), then only edges whose source
+    matches a ``froms`` glob and whose target a ``tos`` glob (each when given), with their
+    end nodes.  Globs match ``kind:name`` or the name alone (``client:*``, ``*.socket``)."""
+    froms, tos, kinds = list(froms), list(tos), set(kinds)
+    g = graph.subgraph(n for n in graph if not kinds or graph.nodes[n]["kind"] in kinds)
+    if not froms and not tos:
+        return nx.DiGraph(g)
+    edges = [
+        (a, b)
+        for a, b in g.edges
+        if (not froms or _matches(a, froms)) and (not tos or _matches(b, tos))
+    ]
+    return nx.DiGraph(g.edge_subgraph(edges))
+
+
 @dataclass(frozen=True)
 class GraphFiles:
     """What :func:`write_graph` wrote; ``note`` says why nothing was rendered, if so."""
@@ -175,7 +205,12 @@ def write_graph(text: str, out: Path) -> GraphFiles:
         return GraphFiles(dot_path, None)
     exe = shutil.which("dot")
     if exe is None:
-        return GraphFiles(dot_path, None, f"Graphviz 'dot' is not on PATH: wrote {dot_path} only")
+        return GraphFiles(
+            dot_path,
+            None,
+            f"Graphviz 'dot' is not on PATH: {out} not drawn, wrote {dot_path} only "
+            "(install graphviz, or ask for a .dot file)",
+        )
     dpi = ["-Gdpi=60"] if fmt == ".png" else []  # big graphs: keep the PNG in the MB range
     proc = subprocess.run(
         [exe, f"-T{fmt[1:]}", *dpi, "-o", str(out), str(dot_path)],

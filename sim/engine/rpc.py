@@ -14,7 +14,9 @@ its locks and its job on the target object (:mod:`sim.engine.jobs`), makes its n
 (in-process, or RPC to another daemon over a connection of their own, which may
 socket-activate it), sweeps the objects it lists, and spends its service time (in the
 guest's monitor for monitor work).  A client that gives up (timeout) abandons the job,
-which runs on.
+which runs on.  A daemon may carry hypothetical mitigations (not libvirt's): a timeout on
+its calls to other daemons (:func:`remote`), a pool of its own for the calls it forwards,
+and caps on how many of its workers run one driver's calls (:func:`server_job`).
 """
 
 from __future__ import annotations

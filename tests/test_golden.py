@@ -17,7 +17,7 @@ from sim.experiment.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden"
-SLOW = {"fesco-matrix", "sensitivity"}
+SLOW = {"fesco-matrix", "sensitivity", "fesco-cases", "fesco-mitigations"}
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 
 

@@ -146,6 +146,50 @@ def test_summary_names_levels_and_groups_by_mechanism(tmp_path: Path) -> None:
     assert "1 scenario stay" in text or "1 scenario stays" in text or "d" in text
 
 
+# ------------------------------------------------------------------------------ variants
+def _variants(tmp: Path) -> Results:
+    """Three topologies (a reference and two variants) x a two-axis sweep's four points."""
+    value = {("ref", "a"): 1.0, ("v1", "a"): 0.0, ("v2", "a"): 1.0}
+    rows, cmps = [], []
+    for f in ("none", "hang"):
+        for c in ("x", "y"):
+            name = f"m.fault-{f}.callers-{c}"
+            vals = {t: (value[(t, "a")] if f == "hang" and c == "x" else 0.0)
+                    for t in ("ref", "v1", "v2")}  # fmt: skip
+            rows += [{"scenario": name, "topology": t, "metrics": {"blast_radius": _stat(v)}}
+                     for t, v in vals.items()]  # fmt: skip
+            for a, b in (("ref", "v1"), ("ref", "v2"), ("v1", "v2")):
+                d = vals[b] - vals[a]
+                cmps.append({"scenario": name, "metric": "blast_radius", "a": a, "b": b,
+                             "diff_mean": d, "ci95": [d, d]})  # fmt: skip
+    summary = {"experiment": "x", "seed": 1, "replications": 10, "rows": rows,
+               "comparisons": cmps}  # fmt: skip
+    return Results(tmp, {}, summary, None, None)
+
+
+def test_with_more_than_two_topologies_the_first_is_the_reference_of_every_pair() -> None:
+    res = _variants(Path("."))
+    assert res.pairs == [("ref", "v1"), ("ref", "v2")]
+
+
+def test_a_two_axis_sweep_grid_has_a_row_per_topology_and_second_axis_value() -> None:
+    from sim.report.structure import SweepLayout, SweepPoint
+    from sim.report.tables import grid_table
+
+    res = _variants(Path("."))
+    points = tuple(SweepPoint(f"m.fault-{f}.callers-{c}", (f, c), (f, c))
+                   for f in ("none", "hang") for c in ("x", "y"))  # fmt: skip
+    table = grid_table(res, SweepLayout("m", "", ("fault", "callers"), points), "blast_radius")
+    assert table[0] == "| topology | callers | `none` | `hang` |"
+    body = table[2:]
+    assert len(body) == 6
+    assert body[0].startswith("| **ref** | `x` | 0.00")
+    assert body[0].endswith("1.00 [0.72, 1.00] |")  # a Wilson interval
+    assert "▼" in body[2] and body[2].startswith("| **v1** | `x` |")  # lower than ref
+    assert "▼" not in body[4] and "▲" not in body[4]  # v2 is the same as ref
+    assert "▼" not in body[0]  # the reference row is not compared with itself
+
+
 # ------------------------------------------------------------------------------ trust, html
 def test_validation_table_from_compare_json(tmp_path: Path) -> None:
     assert "No sim-versus-real comparison" in trust.validation_lines(None)[0]

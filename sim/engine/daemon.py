@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.engine.primitives import JobSlot, Lock, WorkerPool
+from sim.engine.primitives import JobSlot, Lock, Slots, WorkerPool
 from sim.engine.systemd import ACTIVATING, ServiceRT, SocketRT
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class DaemonRT:
         self.outbound: set[Any] = set()
         self.stuck_objects: set[Any] = set()
         self.stuck_held: dict[Any, int] = {}
+        fwd = spec.forward_timeout
+        self.forward_timeout_s: float | None = None if fwd is None else fwd.timeout_s
+        self.forward_pool: WorkerPool | None = None
+        self.driver_caps: dict[str, Slots] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self) -> None:
@@ -96,6 +100,11 @@ class DaemonRT:
         self.alive = True
         self.ready = False
         self.servers = {s.name: ServerRT(self, s) for s in self.spec.servers}
+        self.forward_pool = self._forward_pool()
+        caps = self.spec.driver_caps
+        self.driver_caps = {} if caps is None else {
+            drv: Slots(self.env, n) for drv, n in sorted(caps.max_busy.items())
+        }  # fmt: skip
         self.locks = {}
         self.job_slots = {}
         for key in sorted(self.stuck_objects, key=repr):
@@ -111,6 +120,18 @@ class DaemonRT:
         self.death = self.env.event()
         self.sim.collector.emit(self.env.now, self.name, "spawned", gen=self.gen)
         self.env.process(self._init(self.gen))
+
+    def _forward_pool(self) -> WorkerPool | None:
+        """The pool of forwarded calls (a hypothetical mitigation), all workers started."""
+        spec = self.spec.forward_pool
+        if spec is None:
+            return None
+        return WorkerPool(
+            self.env,
+            spec.max_workers,
+            spec.prio_workers,
+            rng=self.sim.streams.get(f"pool:{self.name}:forward"),
+        )
 
     def _init(self, gen: int) -> Generator[simpy.Event, Any, None]:
         sim = self.sim

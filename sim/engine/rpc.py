@@ -14,7 +14,9 @@ its locks and its job on the target object (:mod:`sim.engine.jobs`), makes its n
 (in-process, or RPC to another daemon over a connection of their own, which may
 socket-activate it), sweeps the objects it lists, and spends its service time (in the
 guest's monitor for monitor work).  A client that gives up (timeout) abandons the job,
-which runs on.
+which runs on.  A daemon may carry hypothetical mitigations (not libvirt's): a timeout on
+its calls to other daemons (:func:`remote`), a pool of its own for the calls it forwards,
+and caps on how many of its workers run one driver's calls (:func:`server_job`).
 """
 
 from __future__ import annotations
@@ -239,8 +241,12 @@ def server_job(
         return False, "eof"
     me = cast(simpy.Process, sim.env.active_process)
     d.jobs[me] = None
+    forwarded = proc.driver is not None and proc.driver not in d.drivers
     slots, pool = conn.slots, conn.server.pool
-    has_slot, kind = False, -1
+    if forwarded and d.forward_pool is not None:
+        pool = d.forward_pool
+    cap = d.driver_caps.get(proc.driver) if d.driver_caps and proc.driver else None
+    has_slot, has_cap, kind = False, False, -1
     try:
         ev = slots.acquire()
         if ev is not None:
@@ -252,20 +258,29 @@ def server_job(
             conn.reading_stopped()
         if d.loop_block is not None:
             yield d.loop_block
+        if cap is not None:
+            ev = cap.acquire()
+            if ev is not None:
+                yield from _wait_for(ev, cap)
+            has_cap = True
+            if not conn.is_open:  # its client left while it waited for the driver's cap
+                return False, "eof"
         got = pool.acquire(proc.high)
         if not isinstance(got, int):
             got = yield from _wait_for(got, pool)
         kind = got
-        if proc.driver is not None and proc.driver not in d.drivers:
+        if forwarded:
             result = yield from remote(sim, d, proc, target, conn.forwards)
         elif proc.calls:
             result = yield from run_operation(sim, d, proc, target)
         else:
             result = yield from execute(sim, d, proc, target, NO_CONNS)
         pool.release(kind)
+        if has_cap:
+            cast(Slots, cap).release()
         slots.release()
         conn.full_since = None
-        has_slot, kind = False, -1
+        has_slot, has_cap, kind = False, False, -1
         if d.loop_block is not None:
             yield d.loop_block
         if result[0] and not conn.is_open:
@@ -276,6 +291,8 @@ def server_job(
     finally:
         if kind >= 0:
             pool.release(kind)
+        if has_cap:
+            cast(Slots, cap).release()
         if has_slot:
             slots.release()
         d.jobs.pop(me, None)
@@ -305,7 +322,41 @@ def remote(
     sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
 ) -> Generator[simpy.Event, Any, Result]:
     """Forward ``proc`` from daemon ``d`` to the daemon hosting its driver, over ``d``'s
-    cached connection for that driver's URI (opened on first use)."""
+    cached connection for that driver's URI (opened on first use).
+
+    With a forward timeout (a hypothetical mitigation) the call runs in a process of its
+    own, which the calling worker leaves after the timeout (``forward-timeout``); the call
+    runs on in the other daemon, as a client's abandoned call does."""
+    limit = d.forward_timeout_s
+    if limit is None:
+        return (yield from _remote(sim, d, proc, target, conns))
+    env = sim.env
+    attempt = env.process(_bounded(sim, d, proc, target, conns))
+    try:
+        yield attempt | env.timeout(limit)
+    except simpy.Interrupt:
+        if attempt.is_alive:
+            attempt.interrupt("eof")
+        raise
+    if attempt.triggered:
+        return cast(Result, attempt.value)
+    sim.collector.emit(env.now, d.name, "forward-timeout", procedure=proc.name)
+    return False, "forward-timeout"
+
+
+def _bounded(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
+    """A forwarded call its caller may leave: a dead caller (its daemon died) ends it."""
+    try:
+        return (yield from _remote(sim, d, proc, target, conns))
+    except simpy.Interrupt:
+        return False, "eof"
+
+
+def _remote(
+    sim: Simulation, d: DaemonRT, proc: ProcRT, target: str | None, conns: dict[str, ConnRT]
+) -> Generator[simpy.Event, Any, Result]:
     assert proc.driver is not None
     uri = sim.driver_uri[proc.driver]
     conn = conns.get(uri)

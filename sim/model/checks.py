@@ -167,6 +167,11 @@ def _check_daemons(system: System) -> list[ConfigIssue]:
                 elif su.service != d.unit:
                     msg = f"socket {sock!r} activates {su.service!r}, not this daemon's {d.unit!r}"
                     out.append(topo.issue(sloc, msg))
+        if d.driver_caps is not None:
+            for drv in d.driver_caps.max_busy:
+                if drv not in system.drivers:
+                    cloc: tuple[Any, ...] = ("daemons", i, "driver_caps", "max_busy", drv)
+                    out.append(topo.issue(cloc, f"unknown driver {drv!r} (not in the catalog)"))
     used = {p.driver for p in system.catalog.doc.procedures}
     for drv in sorted(used - set(hosted)):
         i = next(i for i, d in enumerate(system.catalog.doc.drivers) if d.name == drv)

@@ -17,7 +17,7 @@ from sim.report.findings import PRIMARY, all_zero, boot_metrics, findings, rule,
 from sim.report.fmt import count, replications, seconds
 from sim.report.plotting import Figured
 from sim.report.results import Results
-from sim.report.structure import matrix_layout, plain_scenarios, sweep_layouts
+from sim.report.structure import SweepLayout, matrix_layout, plain_scenarios, sweep_layouts
 from sim.report.timelines import describe, describe_action
 from sim.schema.experiment import Scenario
 
@@ -130,7 +130,35 @@ def summary_section(res: Results, figs: FigureSet | None) -> list[str]:
         out += ["### Fault matrix: blast radius", "", legend + ".", ""]
         out += [*tables.matrix_table(res, layout, PRIMARY), ""]
         out += ["Every metric of every matrix scenario is under *Detailed results*.", ""]
+    for sweep in grid_sweeps(res):
+        out += [f"### Sweep `{sweep.name}`: blast radius", "", _grid_legend(res, sweep), ""]
+        out += [*tables.grid_table(res, sweep, PRIMARY), ""]
+        out += ["Its costs (failed calls and operations, latency) are under *Results by "
+                "scenario and sweep*.", ""]  # fmt: skip
     return out
+
+
+GRID_METRICS = (PRIMARY, "api_errors", "failed_operations", "api_p99_ms")
+"""What a two-axis sweep run on several variants of one topology shows per cell."""
+
+
+def grid_sweeps(res: Results) -> list[SweepLayout]:
+    """Sweeps of two axes run on more than two topologies (variants of a reference, the
+    first): each is shown as grids, topology and second axis x first axis."""
+    if len(res.topologies) <= 2:
+        return []
+    return [s for s in sweep_layouts(res) if len(s.axes) == 2]
+
+
+def _grid_legend(res: Results, sweep: SweepLayout) -> str:
+    ref = res.topologies[0]
+    return (
+        f"Rows: each topology with each `{sweep.axes[1]}`; columns: `{sweep.axes[0]}`. Each "
+        f"cell: mean [95% interval] of {res.summary['replications']} replications (Wilson "
+        f"for the blast radius); ▼ lower than {ref} in the same scenario, ▲ higher, where "
+        f"the paired difference counts ({rule(PRIMARY)} for the blast radius; each "
+        "metric's gate tolerance otherwise)"
+    )
 
 
 def results_section(res: Results, figs: FigureSet | None) -> list[str]:
@@ -138,10 +166,18 @@ def results_section(res: Results, figs: FigureSet | None) -> list[str]:
     out: list[str] = []
     for name in plain_scenarios(res):
         out += _scenario_block(res, name, "###")
+    grids = {s.name for s in grid_sweeps(res)}
     for sweep in sweep_layouts(res):
         out += [f"### Sweep `{sweep.name}`", ""]
         if sweep.description:
             out += [" ".join(sweep.description.split()), ""]
+        if sweep.name in grids:
+            out += [_grid_legend(res, sweep) + ".", ""]
+            for m in GRID_METRICS:
+                if res.has_metric(m):
+                    out += [f"`{m}`:", "", *tables.grid_table(res, sweep, m), ""]
+            out += _figs(figs, f"sweep:{sweep.name}")
+            continue
         names = [p.scenario for p in sweep.points]
         metrics = [PRIMARY, *boot_metrics(res)]
         zero = [m for m in metrics if all_zero(res, names, m)]

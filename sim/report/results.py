@@ -54,9 +54,16 @@ class Results:
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        """(a, b) topology pairs compared, in summary order (differences are b - a)."""
+        """(a, b) topology pairs compared, in summary order (differences are b - a).
+
+        With more than two topologies the first is the reference (variants of one model):
+        only its pairs with each other topology are reported."""
         seen = _unique((c["a"], c["b"]) for c in self.summary["comparisons"])
-        return [(str(a), str(b)) for a, b in seen]
+        pairs = [(str(a), str(b)) for a, b in seen]
+        tops = self.topologies
+        if len(tops) > 2:
+            pairs = [p for p in pairs if p[0] == tops[0]]
+        return pairs
 
     @property
     def metrics(self) -> list[str]:

@@ -11,7 +11,7 @@ from sim.report.findings import Verdict, verdict
 from sim.report.fmt import estimate, num
 from sim.report.markdown import md_table
 from sim.report.results import Results
-from sim.report.structure import MatrixLayout
+from sim.report.structure import MatrixLayout, SweepLayout
 
 EXCLUDES = {
     Verdict.LOWER: "yes: lower",
@@ -76,6 +76,36 @@ def _matrix_cell(res: Results, scenario: str, metric: str) -> str:
         c, sa = res.comparison(scenario, metric, a, b), res.stat(scenario, a, metric)
         if c is not None and sa is not None:
             text += MARK.get(verdict(c, int(sa["n"]), metric), "")
+    return text
+
+
+def grid_table(res: Results, sweep: SweepLayout, metric: str) -> list[str]:
+    """A two-axis sweep as a grid: a row per topology and value of the second axis, a
+    column per value of the first; each cell the metric, marked ▼/▲ where it differs from
+    the first (reference) topology's in the same scenario."""
+    first = list(dict.fromkeys(p.labels[0] for p in sweep.points))
+    second = list(dict.fromkeys(p.labels[1] for p in sweep.points))
+    cell = {(p.labels[0], p.labels[1]): p.scenario for p in sweep.points}
+    ref = res.topologies[0]
+    rows = []
+    for topo in res.topologies:
+        for label in second:
+            row: list[object] = [f"**{topo}**", f"`{label}`"]
+            for col in first:
+                sc = cell.get((col, label))
+                row.append("–" if sc is None else _grid_cell(res, sc, topo, ref, metric))
+            rows.append(row)
+    return md_table(["topology", sweep.axes[1], *(f"`{c}`" for c in first)], rows)
+
+
+def _grid_cell(res: Results, scenario: str, topo: str, ref: str, metric: str) -> str:
+    s = res.stat(scenario, topo, metric)
+    if s is None:
+        return "–"
+    text = estimate(s, metric)
+    c, sa = res.comparison(scenario, metric, ref, topo), res.stat(scenario, ref, metric)
+    if topo != ref and c is not None and sa is not None:
+        text += MARK.get(verdict(c, int(sa["n"]), metric), "")
     return text
 
 

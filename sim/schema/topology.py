@@ -51,11 +51,47 @@ class Server(Sourced):
         return self
 
 
+class Hypothetical(Strict):
+    """A mechanism libvirt does not have: a mitigation the model can try.  Its numbers have
+    no upstream source, so ``assumption:`` (why this value, what it stands for) is required."""
+
+    assumption: str = Field(min_length=1)
+
+
+class ForwardTimeout(Hypothetical):
+    """A bound on every call the daemon makes to another daemon (a call it forwards, or a
+    nested call of one of its operations): after ``timeout_s`` the calling worker gives up
+    with the error ``forward-timeout`` (connecting and the handshake count); the call runs
+    on in the other daemon, holding its request slot on the connection until it ends."""
+
+    timeout_s: PosSeconds
+
+
+class ForwardPool(Hypothetical):
+    """A worker pool of its own for the calls the daemon forwards (procedures whose driver
+    another daemon hosts): they run there instead of on the server's pool, with the same
+    virThreadPool rules (``prio_workers`` for high-priority calls), all workers started."""
+
+    max_workers: Count
+    prio_workers: Count0 = 0
+
+
+class DriverCaps(Hypothetical):
+    """At most ``max_busy[driver]`` of the daemon's workers (of all its pools) run calls of
+    that driver at once; a further call of that driver waits for one of them to finish
+    before it takes a worker, holding only its request slot; one whose client has gone by
+    then is dropped."""
+
+    max_busy: dict[Name, Count] = Field(min_length=1)
+
+
 class Daemon(Sourced):
     """A daemon process: hosts drivers, runs servers, is run by one service unit.
 
     ``roles`` are names a fault can target so one experiment line resolves in every topology.
     ``idle_timeout_s`` is the ``--timeout`` argument (idle exit), ``None`` for never.
+    ``forward_timeout``, ``forward_pool`` and ``driver_caps`` are hypothetical mitigations
+    (:class:`Hypothetical`), absent in libvirt.
     """
 
     name: Name
@@ -67,6 +103,9 @@ class Daemon(Sourced):
     idle_timeout_s: PosSeconds | None = None
     start_cpu_ms: Millis = 0.0
     stop_grace_s: Seconds = 30.0
+    forward_timeout: ForwardTimeout | None = None
+    forward_pool: ForwardPool | None = None
+    driver_caps: DriverCaps | None = None
 
 
 class UnitBase(Sourced):

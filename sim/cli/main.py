@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -342,6 +342,13 @@ class _ProgressLines:
         common.err(f"progress: {done}/{total} runs ({pct}%), {now - self._start:.0f} s elapsed")
 
 
+class Executor(enum.StrEnum):
+    """Where ``run`` sends its tasks."""
+
+    local = "local"
+    dask = "dask"
+
+
 @app.command()
 def run(
     experiment: ExperimentArg,
@@ -350,8 +357,13 @@ def run(
         typer.Option(help="Results folder [default: results/<experiment>/<run-id>]."),
     ] = None,
     replications: Annotated[
-        int | None,
-        typer.Option(min=1, max=MAX_REPLICATIONS, help="Replications [default: the experiment's]."),
+        str | None,
+        typer.Option(
+            help="Replications per scenario and topology, or 'auto': run each scenario until "
+            "its intervals are narrow enough (the experiment's stopping: rule) "
+            "[default: the experiment's].",
+            metavar="N|auto",
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option(min=0, max=MAX_SEED, help="Seed [default: the experiment's].")
@@ -361,6 +373,24 @@ def run(
         bool, typer.Option(help="Replace a results folder of ours (finished or not), whole.")
     ] = False,
     force_jobs: ForceJobsOpt = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only shard K of N (whole scenarios; join the shards with merge).",
+            metavar="K/N",
+        ),
+    ] = None,
+    executor: Annotated[
+        Executor,
+        typer.Option(help="Where the runs go: local processes, or a Dask cluster."),
+    ] = Executor.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address, e.g. tcp://HOST:8786 [default: a local cluster "
+            "of --jobs workers]."
+        ),
+    ] = None,
     size_check: Annotated[
         bool,
         typer.Option(
@@ -393,9 +423,12 @@ def run(
     from sim.experiment.runner import Interrupted, run_experiment
 
     with common.guard():
-        jobs = _cap_jobs(jobs, force_jobs)
+        jobs = _cap_jobs(jobs, force_jobs) if executor is Executor.local else jobs
+        reps = _replications(replications)
+        part = _shard(shard)
         if dry_run:
-            _print_plan(experiment, replications, jobs, calibration, as_format)
+            fixed = reps if isinstance(reps, int) else None
+            _print_plan(experiment, fixed, jobs, calibration, as_format)
             return
         columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
         err = Console(stderr=True)
@@ -417,7 +450,7 @@ def run(
                 outcome = run_experiment(
                     experiment,
                     out,
-                    replications,
+                    reps,
                     seed,
                     jobs,
                     force,
@@ -425,6 +458,9 @@ def run(
                     warn,
                     size_check=size_check,
                     calibration=calibration,
+                    shard=part,
+                    executor=executor.value,
+                    scheduler=scheduler,
                 )
         except KeyboardInterrupt as exc:
             if isinstance(exc, Interrupted):
@@ -464,6 +500,55 @@ def run(
         typer.echo(f"results: {outcome.folder}")
         if not all(h["held"] for h in outcome.hypotheses):
             raise typer.Exit(EXIT_DEVIATED)
+
+
+def _replications(text: str | None) -> int | Literal["auto"] | None:
+    """``--replications``: a count in range, or ``auto``."""
+    if text is None or text == "auto":
+        return text  # type: ignore[return-value]
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPLICATIONS:
+        raise typer.BadParameter(
+            f"a number from 1 to {MAX_REPLICATIONS}, or auto; got {text!r}",
+            param_hint="--replications",
+        )
+    return int(text)
+
+
+def _shard(text: str | None) -> Any:
+    """``--shard K/N``."""
+    if text is None:
+        return None
+    from sim.experiment.runner import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+
+
+@app.command()
+def merge(
+    shards: Annotated[
+        list[Path], typer.Argument(help="The results folders of shards 1..N (run --shard K/N).")
+    ],
+    out: Annotated[Path, typer.Option(help="The merged results folder.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace a results folder of ours (finished or not), whole.")
+    ] = False,
+) -> None:
+    """Join the shards of one run into the folder the whole run would have written.
+
+    The summary is byte-identical to an unsharded run's.  The shards must be finished runs
+    of the same inputs, one per shard index.
+    """
+    from sim.cli import render
+    from sim.experiment.merge import merge_shards
+
+    with common.guard():
+        outcome = merge_shards(shards, out, force, common.warn)
+        console = common.console()
+        console.print(render.summary_table(outcome.summary, console.width))
+        typer.echo(f"merged {len(shards)} shards, {outcome.resumed} runs: {outcome.folder}")
 
 
 def _print_plan(

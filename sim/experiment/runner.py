@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sim.constants import VERSION as __version__
 from sim.engine.simulation import Simulation
@@ -446,7 +446,7 @@ class Outcome:
 def run_experiment(
     path: str | Path,
     out: Path | None = None,
-    replications: int | None = None,
+    replications: int | Literal["auto"] | None = None,
     seed: int | None = None,
     jobs: int = 1,
     force: bool = False,
@@ -471,8 +471,14 @@ def run_experiment(
     model = load_experiment(path, calibration)
     if shard is not None:
         model = shard.of(model)
-    rule = model.doc.sequential if replications is None else None
-    reps = replications if replications is not None else model.doc.max_replications
+    rule: Stopping | None
+    if replications == "auto":
+        auto = model.doc.stopping or Stopping()
+        rule, reps = auto, auto.max
+    elif replications is None:
+        rule, reps = model.doc.sequential, model.doc.max_replications
+    else:
+        rule, reps = None, replications
     if size_check:
         check_size(model, reps)
     seed = seed if seed is not None else model.doc.seed

@@ -327,7 +327,8 @@ class Experiment(Strict):
     ``scenarios``, the expanded ``matrix`` and the expanded ``sweeps``.  ``calibration``
     names a catalog overlay (``kind: catalog-overlay``) whose measured service times replace
     the catalog's (``run --calibration`` overrides it).  ``replications: auto`` runs each
-    scenario until its intervals are narrow enough (``stopping``, :class:`Stopping`).
+    scenario until its intervals are narrow enough by the ``stopping`` rule
+    (:class:`Stopping`; its defaults when absent), as does ``run --replications auto``.
     """
 
     kind: Literal["experiment"]
@@ -349,14 +350,6 @@ class Experiment(Strict):
     sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     calibration: str | None = None
-
-    @field_validator("stopping")
-    @classmethod
-    def _stopping(cls, stopping: Stopping | None, info: ValidationInfo) -> Stopping | None:
-        known = "replications" in info.data
-        if stopping is not None and known and info.data["replications"] != "auto":
-            raise ValueError("the rule of replications: auto; set that, or drop stopping:")
-        return stopping
 
     @property
     def sequential(self) -> Stopping | None:

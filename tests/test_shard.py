@@ -89,3 +89,55 @@ def test_shard_syntax(text: str) -> None:
 
 def test_shard_parse() -> None:
     assert Shard.parse("2/5") == Shard(2, 5) and str(Shard(2, 5)) == "2/5"
+
+
+# ------------------------------------------------------------------ the command line
+def _cli(*args: str | Path) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from sim.cli import main as cli
+
+    done = CliRunner().invoke(cli.app, [str(a) for a in args])
+    return done.exit_code, done.stdout, done.stderr
+
+
+def test_cli_shards_and_merge(tmp_path: Path) -> None:
+    for k in (1, 2):
+        code, _, err = _cli("run", FIXED, "--shard", f"{k}/2", "--out", tmp_path / f"s{k}")
+        assert code == 0, err
+    code, out, err = _cli("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert "merged 2 shards, 12 runs" in out
+    run_experiment(FIXED, out=tmp_path / "whole", jobs=1)
+    assert _summary(tmp_path / "m") == _summary(tmp_path / "whole")
+
+
+def _summary(folder: Path) -> bytes:
+    return (folder / "summary.json").read_bytes()
+
+
+def test_cli_merge_of_an_incomplete_set_is_exit_2(tmp_path: Path) -> None:
+    code, _, _ = _cli("run", FIXED, "--shard", "1/2", "--out", tmp_path / "s1")
+    assert code == 0
+    code, _, err = _cli("merge", tmp_path / "s1", "--out", tmp_path / "m")
+    assert code == 2 and "missing [2]" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--shard", "3/2", "1 <= K <= N"),
+        ("--replications", "0", "a number from 1"),
+        ("--replications", "many", "or auto"),
+    ],
+)
+def test_cli_bad_values_are_exit_2(flag: str, value: str, message: str, tmp_path: Path) -> None:
+    code, _, err = _cli("run", FIXED, flag, value, "--out", tmp_path / "x")
+    assert code == 2 and message in err
+
+
+def test_cli_replications_auto_uses_the_stopping_rule(tmp_path: Path) -> None:
+    code, _, err = _cli("run", AUTO, "--replications", "auto", "--out", tmp_path / "a")
+    assert code == 0, err
+    summary = json.loads(_summary(tmp_path / "a"))
+    assert summary["stopping"]["min"] == 3

@@ -422,10 +422,10 @@ def run(
     from sim.cli import render
     from sim.experiment.runner import Interrupted, run_experiment
 
+    reps = _replications(replications)
+    part = _shard(shard)
     with common.guard():
         jobs = _cap_jobs(jobs, force_jobs) if executor is Executor.local else jobs
-        reps = _replications(replications)
-        part = _shard(shard)
         if dry_run:
             fixed = reps if isinstance(reps, int) else None
             _print_plan(experiment, fixed, jobs, calibration, as_format)

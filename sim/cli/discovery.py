@@ -81,6 +81,7 @@ def targets(system: System, workload: WorkloadModel) -> dict[str, list[str]]:
 
 
 def metrics() -> list[dict[str, Any]]:
+    """Every metric, whether it is a headline metric, and what it measures."""
     return [
         {"metric": name, "headline": name in HEADLINE, "meaning": meaning}
         for name, meaning in METRICS.items()

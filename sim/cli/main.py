@@ -63,6 +63,8 @@ def _main_options(
 
 
 class OutputFormat(enum.StrEnum):
+    """``--format``: text for people, JSON for programs."""
+
     text = "text"
     json = "json"
 
@@ -79,12 +81,16 @@ def _json(value: Any) -> str:
 
 
 class Annotations(enum.StrEnum):
+    """``gate --annotations``: GitHub workflow commands, none, or when ``GITHUB_ACTIONS`` is set."""
+
     auto = "auto"
     github = "github"
     none = "none"
 
 
 class FaultMode(enum.StrEnum):
+    """``graph --mode``: the kind of fault whose reach ``--highlight`` colours."""
+
     crash = "crash"
     hang = "hang"
 
@@ -613,6 +619,8 @@ def _duration(seconds: float) -> str:
 
 # ------------------------------------------------------------------ list
 class ListWhat(enum.StrEnum):
+    """What ``list`` lists."""
+
     faults = "faults"
     targets = "targets"
     metrics = "metrics"

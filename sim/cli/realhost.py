@@ -113,6 +113,7 @@ def testbed_status(
 
 
 def dump_yaml(doc: dict[str, Any]) -> str:
+    """``doc`` as YAML text (block style, 100 columns), as the models are written."""
     from ruamel.yaml import YAML
 
     y = YAML()

@@ -59,6 +59,7 @@ def _rows(tr: TargetReach, groups: Mapping[str, tuple[str, ...]]) -> list[list[s
 
 
 def reach_table(title: str, kind: str, targets: Iterable[TargetReach], analysis: Analysis) -> Table:
+    """Per fault target: where it runs, what its fault reaches, lives at risk, pools exhausted."""
     table = Table(title=title, show_lines=True, title_justify="left")
     for col in (kind, "runs in", "fault", *OPS, "lives at risk", "pools exhausted"):
         table.add_column(col, overflow="fold")
@@ -69,6 +70,7 @@ def reach_table(title: str, kind: str, targets: Iterable[TargetReach], analysis:
 
 
 def spof_table(analysis: Analysis) -> Table:
+    """The single points of failure of guest management, with the guests each makes unmanageable."""
     table = Table(title="Single points of failure of guest management", title_justify="left")
     for col in ("node", "kind", "guests unmanageable"):
         table.add_column(col, overflow="fold")
@@ -80,6 +82,7 @@ def spof_table(analysis: Analysis) -> Table:
 
 
 def cycle_table(analysis: Analysis) -> Table:
+    """The unit ordering and requirement cycles found."""
     table = Table(title="Unit cycles", title_justify="left")
     table.add_column("kind")
     table.add_column("units", overflow="fold")

@@ -50,6 +50,8 @@ BASELINE_MAX_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class MetricVerdict:
+    """One gated metric of one case: baseline and new means, their difference and interval."""
+
     metric: str
     old: float
     new: float
@@ -59,9 +61,11 @@ class MetricVerdict:
 
     @property
     def regressed(self) -> bool:
+        """Whether the metric got worse by the gate's rule (interval above 0, past tolerance)."""
         return direction(self.diff, *self.ci, self.tolerance) > 0
 
     def describe(self) -> str:
+        """The regression in one line, with the numbers that decided it."""
         return (
             f"{self.metric} regressed: {self.old:g} -> {self.new:g} (difference {self.diff:+g}, "
             f"95% CI [{self.ci[0]:g}, {self.ci[1]:g}], tolerance {self.tolerance:g})"
@@ -80,6 +84,7 @@ class CaseVerdict:
 
     @property
     def failures(self) -> list[str]:
+        """Why the case fails: each regressed metric and each hypothesis that no longer holds."""
         out = [m.describe() for m in self.metrics if m.regressed]
         for h in self.hypotheses:
             if not h["held"]:
@@ -94,11 +99,14 @@ class CaseVerdict:
 
     @property
     def passed(self) -> bool:
+        """Whether the case has no failure."""
         return not self.failures
 
 
 @dataclass
 class GateResult:
+    """The gate's outcome: every case, the static risks per topology, and the new summary."""
+
     experiment: str
     seed: int
     replications: int
@@ -123,6 +131,7 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
+        """Whether every case passed and no topology has a static risk left."""
         return all(c.passed for c in self.cases) and not any(self.static.values())
 
 
@@ -205,6 +214,7 @@ def parse_tolerances(specs: Iterable[str]) -> dict[str, float]:
 
 
 def parse_topologies(specs: Iterable[str]) -> dict[str, Path]:
+    """``--topology NAME=MODEL.yaml`` options as a mapping; ConfigError on a malformed one."""
     out = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -215,6 +225,8 @@ def parse_topologies(specs: Iterable[str]) -> dict[str, Path]:
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
+    """The baseline summary (bounded, strict JSON, with the keys the gate reads); ConfigError
+    otherwise."""
     import json
 
     if not path.exists():
@@ -433,6 +445,7 @@ def apply_allow(
 
 
 def write_baseline(result: GateResult, path: Path) -> None:
+    """Write the new summary as the baseline (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, dumps(result.summary))
 
@@ -587,6 +600,7 @@ def github_annotations(result: GateResult, experiment: Path) -> list[str]:
 
 
 def to_markdown(result: GateResult) -> str:
+    """The verdict as Markdown, for a pull-request comment or a job summary."""
     verdict_text = verdict(result)
     failed = [c for c in result.cases if not c.passed]
     static = [(n, r) for n, rs in sorted(result.static.items()) for r in rs]

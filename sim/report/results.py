@@ -42,14 +42,17 @@ class Results:
 
     @property
     def name(self) -> str:
+        """The experiment's name."""
         return str(self.summary["experiment"])
 
     @property
     def topologies(self) -> list[str]:
+        """Topologies in summary order."""
         return _unique(r["topology"] for r in self.summary["rows"])
 
     @property
     def scenarios(self) -> list[str]:
+        """Scenarios in summary order."""
         return _unique(r["scenario"] for r in self.summary["rows"])
 
     @property
@@ -67,6 +70,7 @@ class Results:
 
     @property
     def metrics(self) -> list[str]:
+        """Every metric in the summary, in order."""
         return _unique(m for r in self.summary["rows"] for m in r["metrics"])
 
     def stat(self, scenario: str, topology: str, metric: str) -> Stat | None:
@@ -80,6 +84,7 @@ class Results:
         return None if found is None or found.get("diff_mean") is None else found
 
     def has_metric(self, metric: str) -> bool:
+        """Whether the summary has ``metric``."""
         return metric in self.metrics
 
     # -------------------------------------------------------------- flat rows (notebooks)

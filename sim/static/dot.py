@@ -85,6 +85,8 @@ class Highlight:
     exhausted: frozenset[str] = frozenset()
 
     def mapped(self, mapping: dict[str, str]) -> Highlight:
+        """The highlight with its nodes renamed by ``mapping`` (guests collapsed into groups)."""
+
         def m(nodes: Iterable[str]) -> frozenset[str]:
             return frozenset(mapping.get(n, n) for n in nodes)
 

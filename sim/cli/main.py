@@ -542,9 +542,9 @@ def merge(
         bool, typer.Option(help="Replace a results folder of ours (finished or not), whole.")
     ] = False,
 ) -> None:
-    """Join the shards of one run into the folder the whole run would have written.
+    """Join a run's shards into one results folder.
 
-    The summary is byte-identical to an unsharded run's.  The shards must be finished runs
+    The folder is the one the whole run would have written; the summary is byte-identical to an unsharded run's.  The shards must be finished runs
     of the same inputs, one per shard index.
     """
     from sim.cli import render

@@ -544,8 +544,8 @@ def merge(
 ) -> None:
     """Join a run's shards into one results folder.
 
-    The folder is the one the whole run would have written; the summary is byte-identical to an unsharded run's.  The shards must be finished runs
-    of the same inputs, one per shard index.
+    The folder is the one the whole run would have written, its summary byte-identical.
+    The shards must be finished runs of the same inputs, one per shard index.
     """
     from sim.cli import render
     from sim.experiment.merge import merge_shards

@@ -329,7 +329,8 @@ def summary_sentences(res: Results, metric: str = PRIMARY) -> list[str]:
         out.append("Neither topology contains " + _clauses(res, bad, metric) + ".")
     if by.get("harmless"):
         out.append(
-            f"{count(n['harmless'], 'scenario').capitalize()} stay within the tolerance in both: "
+            f"{count(n['harmless'], 'scenario').capitalize()} "
+            f"{'stays' if n['harmless'] == 1 else 'stay'} within the tolerance in both: "
             + _harmless(res, by["harmless"], metric)
             + "."
         )

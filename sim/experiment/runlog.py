@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +85,12 @@ def read_runs(path: Path, warn: Warn | None = None) -> list[Record]:
 def record_line(rec: Record) -> str:
     """One line of ``runs.jsonl`` (strict JSON: a non-finite number is an error)."""
     return json.dumps(rec, sort_keys=True, allow_nan=False) + "\n"
+
+
+def metric_value(rec: Mapping[str, Any], metric: str) -> float | None:
+    """A run's value of ``metric``: None when undefined, 0 when the run has no such metric
+    (a per-driver counter that never counted)."""
+    if metric in rec.get("undefined", {}):
+        return None
+    value: float | None = rec["metrics"].get(metric, 0.0)
+    return value

@@ -31,7 +31,7 @@ from sim.errors import ConfigError, SimError
 from sim.experiment.budget import check_size
 from sim.experiment.metrics import NOT_RECOVERED, Window, compute
 from sim.experiment.resultsdir import finish, prepare
-from sim.experiment.runlog import Warn, read_runs, record_line
+from sim.experiment.runlog import Warn, metric_value, read_runs, record_line
 from sim.experiment.sequential import Plan
 from sim.experiment.stats import paired, summarize
 from sim.experiment.workers import imap_unordered
@@ -196,15 +196,6 @@ def execute(
 
 
 # ---------------------------------------------------------------------------- summary
-def _value(rec: dict[str, Any], metric: str) -> float | None:
-    """A run's value of ``metric``: None when undefined, 0 when the run has no such metric
-    (a per-driver counter that never counted)."""
-    if metric in rec.get("undefined", {}):
-        return None
-    value: float | None = rec["metrics"].get(metric, 0.0)
-    return value
-
-
 def summarize_runs(
     model: ExperimentModel,
     records: list[dict[str, Any]],
@@ -231,7 +222,7 @@ def summarize_runs(
         for topo in topologies:
             n = replications if counts is None else counts[sc.name]
             recs = [by_key[(sc.name, topo, r)] for r in range(n)]
-            series[topo] = {m: [_value(rec, m) for rec in recs] for m in ordered}
+            series[topo] = {m: [metric_value(rec, m) for rec in recs] for m in ordered}
             why |= {m: w for rec in recs for m, w in rec.get("undefined", {}).items()}
             rows.append(
                 {
@@ -495,7 +486,6 @@ def run_experiment(
     done = _kept(model, read_runs(runs_path, say), seed, reps, say)
     write_atomic(ws.work / "manifest.json", dumps(meta))
     _write_runs(runs_path, done.values(), key)
-    records = list(done.values())
     resumed = len(done)
     counts: dict[str, int] | None = None
     try:
@@ -506,14 +496,13 @@ def run_experiment(
 
             def stream(todo: Iterable[Task], total: int) -> None:
                 if progress:
-                    progress(len(records), total)
+                    progress(len(done), total)
                 for rec in execute(path, model, todo, seed, jobs, client=client):
                     fh.write(record_line(rec))
                     fh.flush()
-                    records.append(rec)
                     done[(rec["scenario"], rec["topology"], rec["replication"])] = rec
                     if progress:
-                        progress(len(records), total)
+                        progress(len(done), total)
 
             if rule is None:
                 todo = (t for t in tasks_of(model, reps) if t.key not in done)
@@ -521,8 +510,9 @@ def run_experiment(
             else:
                 counts = _sequential(model, rule, done, stream)
     except KeyboardInterrupt:
-        total = count_tasks(model, reps) if counts is None else len(records)
-        raise Interrupted(ws.work, len(records), total) from None
+        total = count_tasks(model, reps) if counts is None else len(done)
+        raise Interrupted(ws.work, len(done), total) from None
+    records = list(done.values())
     if counts is not None:  # runs beyond a scenario's count (from an earlier run) are not used
         records = [r for r in records if r["replication"] < counts[r["scenario"]]]
     _write_runs(runs_path, records, key)

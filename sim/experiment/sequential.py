@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.experiment.runlog import metric_value
 from sim.experiment.significance import tolerance
 from sim.experiment.stats import t_interval
 from sim.schema.experiment import Stopping
@@ -31,16 +32,6 @@ def half_width(values: Sequence[float]) -> float:
         return float("inf")
     _, lo, hi = t_interval(values)
     return (hi - lo) / 2
-
-
-def _values(records: Sequence[Record], metric: str) -> list[float | None]:
-    out: list[float | None] = []
-    for rec in records:
-        if metric in rec.get("undefined", {}):
-            out.append(None)
-        else:
-            out.append(rec["metrics"].get(metric, 0.0))
-    return out
 
 
 DEFAULT_METRICS = ("blast_radius", "vms_lost")
@@ -64,7 +55,7 @@ def precise(
     names = list(by_topology)
     for metric in metrics:
         tol = tolerance(metric, tolerances)
-        series = {t: _values(by_topology[t], metric) for t in names}
+        series = {t: [metric_value(r, metric) for r in by_topology[t]] for t in names}
         for values in series.values():
             known = [v for v in values if v is not None]
             if known and half_width(known) > tol:

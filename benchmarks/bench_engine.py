@@ -6,9 +6,11 @@
    - ``lean``: the leanest model with the engine's number of events per call (slots, workers
      and locks as counters, one timeout per uncontended call, as the engine's inline path);
      the target is a ratio <= 1.3 (issue 13);
+   - ``lean+record``: ``lean`` that also keeps each call's start, end and kind in arrays, as
+     the engine must (its call log is what every metric is computed from);
    - ``resource``: the same path on three ``simpy.Resource`` requests per call (7 events per
      call), a heavier reference kept for continuity with earlier numbers.
-   Events per call are counted for all three (SimPy's event ids), so the comparison is fair.
+   Events per call are counted for all four (SimPy's event ids), so the comparison is fair.
 2. The reference scenario (50 guests, virt-manager + VDSM + nova polling and the other
    management clients, 1 simulated hour, one fault): seconds per replication per topology;
    the target is < 0.5 s on a 2-core machine.
@@ -19,11 +21,13 @@ Run: ``python benchmarks/bench_engine.py [--repeat 5] [--json FILE]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
 import statistics
 import time
+from array import array
 from pathlib import Path
 
 import simpy
@@ -31,6 +35,7 @@ import simpy
 from sim.engine.simulation import Simulation
 from sim.experiment.runner import Task, run_one
 from sim.model.load import load_experiment, load_system, load_workload
+from sim.model.resolved import System, WorkloadModel
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -69,16 +74,18 @@ def baseline(until: float, seed: int) -> int:
     return calls[0]
 
 
-def lean(until: float, seed: int) -> int:
+def lean(until: float, seed: int, record: bool = False) -> int:
     """The leanest SimPy model of the engine's path with its number of events per call:
     slots, workers and object locks are counters (a caller that finds none waits on an
-    event, which the sequential poller never does), and a call is one service timeout."""
+    event, which the sequential poller never does), and a call is one service timeout.
+    ``record``: also keep what the engine keeps of each call (start, end, kind), in arrays."""
     env = simpy.Environment()
     rng = random.Random(seed)
     mu, sigma = math.log(0.001), 0.5
     free = {"slots": 5, "workers": 20}
     locked = [False] * 50
     calls = [0]
+    starts, ends, kinds = array("d"), array("d"), array("I")
 
     def poller():  # type: ignore[no-untyped-def]
         yield env.timeout(rng.uniform(0, 3))
@@ -89,26 +96,43 @@ def lean(until: float, seed: int) -> int:
                 free["slots"] -= 1
                 free["workers"] -= 1
                 locked[guest] = True
+                t0 = env.now
                 yield env.timeout(rng.lognormvariate(mu, sigma))
                 locked[guest] = False
                 free["workers"] += 1
                 free["slots"] += 1
                 calls[0] += 1
+                if record:
+                    starts.append(t0)
+                    ends.append(env.now)
+                    kinds.append(0)
             yield env.timeout(3)
 
     env.process(poller())
     env.run(until=until)
-    EVENTS["lean"] = next(env._eid) / max(1, calls[0])  # type: ignore[attr-defined]
+    EVENTS["lean+record" if record else "lean"] = next(env._eid) / max(1, calls[0])  # type: ignore[attr-defined]
     return calls[0]
+
+
+def lean_recording(until: float, seed: int) -> int:
+    """:func:`lean` keeping each call's record, as the engine does (its output)."""
+    return lean(until, seed, record=True)
 
 
 EVENTS: dict[str, float] = {}
 """SimPy events scheduled per call in the last run of each model."""
 
 
+@functools.cache
+def _models() -> tuple[System, WorkloadModel]:
+    """The engine's models, loaded once (loading is startup, measured on its own)."""
+    return load_system(HERE / "models" / "topology.yaml"), load_workload(
+        HERE / "models" / "workload.yaml"
+    )
+
+
 def engine(until: float, seed: int) -> int:
-    system = load_system(HERE / "models" / "topology.yaml")
-    workload = load_workload(HERE / "models" / "workload.yaml")
+    system, workload = _models()
     sim = Simulation(system, workload, None, seed=seed, replication=0)
     calls = len(sim.run(until).calls)
     EVENTS["engine"] = next(sim.env._eid) / max(1, calls)
@@ -124,10 +148,17 @@ def timed(fn, *args):  # type: ignore[no-untyped-def]
 def overhead(repeat: int, until: float) -> dict[str, float]:
     """Median microseconds per call of each model, and the engine's ratio to each baseline,
     the three run alternately ``repeat`` times."""
-    us: dict[str, list[float]] = {"lean": [], "resource": [], "engine": []}
-    ratios: dict[str, list[float]] = {"lean": [], "resource": []}
+    us: dict[str, list[float]] = {"lean": [], "lean+record": [], "resource": [], "engine": []}
+    ratios: dict[str, list[float]] = {"lean": [], "lean+record": [], "resource": []}
+    _models()
+    models = (
+        ("lean", lean),
+        ("lean+record", lean_recording),
+        ("resource", baseline),
+        ("engine", engine),
+    )
     for i in range(repeat):
-        for name, fn in (("lean", lean), ("resource", baseline), ("engine", engine)):
+        for name, fn in models:
             t, n = timed(fn, until, i)
             us[name].append(1e6 * t / n)
         for name in ratios:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 
 from sim.engine.guests import RUNNING, STOPPED, GuestRT
-from sim.engine.rpc import ConnRT, ProcRT, open_conn, server_job
+from sim.engine.rpc import ConnRT, ProcRT, begin_plain, end_plain, open_conn, server_job
 
 if TYPE_CHECKING:
     from sim.engine.simulation import Simulation
@@ -169,7 +169,31 @@ class Session:
         ok, err = True, ""
         t_call = t0
         for i, proc in enumerate(procs):
+            grant = None
             if self.inline:
+                me: simpy.Process = self.env.active_process  # type: ignore[assignment]
+                grant = begin_plain(conn, proc, target, me)
+            if grant is not None:
+                # server_job's fast path, in this process: nothing waits but the service
+                d = conn.daemon
+                try:
+                    yield self.env.timeout(grant[2])
+                    end_plain(conn, grant)
+                    grant = None
+                    if d.loop_block is not None:
+                        yield d.loop_block
+                    ok, err = (True, "") if conn.is_open else (False, "eof")
+                except simpy.Interrupt as exc:
+                    if grant is not None:
+                        end_plain(conn, grant)
+                    ok, err = False, str(exc.cause)
+                finally:
+                    d.jobs.pop(me, None)
+                if ok:
+                    self.sim.record_call(t_call, self.label, proc, True, "")
+                    t_call = self.env.now
+                    continue
+            elif self.inline:
                 # no timeout, no keepalive: the client never leaves the call, so the daemon's
                 # job runs in the client's own process (it saves a process per call); if the
                 # daemon drops the connection, an unread request fails at once and a

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 
 from sim.engine.jobs import NO_HOLD, Hold, JobRules, SweepRT, begin_job, monitor, sweep
-from sim.engine.primitives import Slots
+from sim.engine.primitives import NORMAL, Slots
 
 if TYPE_CHECKING:
     from sim.engine.daemon import DaemonRT, ServerRT
@@ -70,6 +70,22 @@ class ProcRT:
     rules: JobRules | None = None
     nowait: bool = False
     on_cpu: bool = False  # its service time is work on the host's CPU (sim.engine.cpu)
+    plain: bool = False  # set by :meth:`seal`
+
+    def seal(self) -> None:
+        """Mark the procedure *plain* once compiled: no nested calls, job, monitor work,
+        sweep, CPU work, guest effect or driver lock.  A plain procedure's execution is
+        inlined in :func:`server_job` (the same events in the same order as :func:`execute`,
+        one generator frame fewer per call)."""
+        self.plain = not (
+            self.calls
+            or self.job is not None
+            or self.monitor
+            or self.sweep is not None
+            or self.on_cpu
+            or self.guest_effect != "none"
+            or self.lock_driver
+        )
 
 
 class ConnRT:
@@ -247,6 +263,7 @@ def server_job(
         pool = d.forward_pool
     cap = d.driver_caps.get(proc.driver) if d.driver_caps and proc.driver else None
     has_slot, has_cap, kind = False, False, -1
+    obj_lock: Slots | None = None
     try:
         ev = slots.acquire()
         if ev is not None:
@@ -271,10 +288,29 @@ def server_job(
         kind = got
         if forwarded:
             result = yield from remote(sim, d, proc, target, conn.forwards)
-        elif proc.calls:
-            result = yield from run_operation(sim, d, proc, target)
-        else:
-            result = yield from execute(sim, d, proc, target, NO_CONNS)
+        elif not proc.plain:
+            result = yield from (
+                run_operation(sim, d, proc, target)
+                if proc.calls
+                else execute(sim, d, proc, target, NO_CONNS)
+            )
+        else:  # execute() inlined: hang, initialisation, object lock, service time
+            if d.hung_drivers or d.pending_init:
+                yield from _driver_ready(d, proc)
+            if proc.lock_object and target is not None:
+                lock = d.lock((proc.target_kind, target))
+                ev = lock.acquire()
+                if ev is not None:
+                    yield from _wait_for(ev, lock)
+                obj_lock = lock
+            delay = proc.sample_s()
+            if d.slow:
+                delay *= sim.slow_factor(d, proc)
+            yield sim.env.timeout(delay)
+            if obj_lock is not None:
+                obj_lock.release()
+                obj_lock = None
+            result = OK
         pool.release(kind)
         if has_cap:
             cast(Slots, cap).release()
@@ -289,6 +325,8 @@ def server_job(
     except simpy.Interrupt as exc:
         return False, str(exc.cause)
     finally:
+        if obj_lock is not None:
+            obj_lock.release()
         if kind >= 0:
             pool.release(kind)
         if has_cap:
@@ -296,6 +334,80 @@ def server_job(
         if has_slot:
             slots.release()
         d.jobs.pop(me, None)
+
+
+FAST_PATH = True
+"""Whether :func:`begin_plain` may grant calls (tests turn it off to check that the fast path
+changes no event, draw or record)."""
+
+Grant = tuple[int, "Slots | None", float]
+
+
+def begin_plain(conn: ConnRT, proc: ProcRT, target: str | None, me: simpy.Process) -> Grant | None:
+    """The fast path of :func:`server_job` for a client that runs the job in its own process
+    (no timeout, no keepalive): when ``proc`` is plain, runs in this daemon and nothing would
+    make it wait (a free request slot, worker and object lock; the event loop running; no
+    driver hung or initialising; no driver cap), take all of it at once and draw the service
+    time, exactly as :func:`server_job` would at this instant; returns the worker kind, the
+    object lock taken and the delay, to pass to :func:`end_plain` after the delay.  ``None``:
+    take the general path (nothing was taken or drawn).
+    """
+    d = conn.daemon
+    if not (FAST_PATH and proc.plain and d.loop_block is None and conn.is_open and d.alive):
+        return None
+    if d.gen != conn.gen or d.hung_drivers or d.pending_init:
+        return None
+    driver = proc.driver
+    if driver is not None and (driver not in d.drivers or driver in d.driver_caps):
+        return None
+    slots, pool = conn.slots, conn.server.pool
+    if slots.used >= slots.capacity or not (pool.idle_normal or (proc.high and pool.idle_prio)):
+        return None
+    lock = None
+    if proc.lock_object and target is not None:
+        key = (proc.target_kind, target)
+        lock = d.locks.get(key) or d.lock(key)
+        if lock.used:
+            return None
+    d.jobs[me] = None
+    slots.used += 1
+    if slots.used >= slots.capacity:
+        conn.reading_stopped()
+    if not proc.high and pool.idle_normal > pool.queued:  # WorkerPool.acquire, inlined
+        pool.acquired += 1
+        pool.idle_normal -= 1
+        kind = NORMAL
+    else:
+        kind = pool.acquire(proc.high)  # type: ignore[assignment]  # granted: checked above
+    if lock is not None:
+        lock.used = 1
+    delay = proc.sample_s()
+    if d.slow:
+        delay *= d.sim.slow_factor(d, proc)
+    return kind, lock, delay
+
+
+def end_plain(conn: ConnRT, grant: Grant) -> None:
+    """Release what :func:`begin_plain` took, in :func:`server_job`'s order (the caller
+    still waits for a stuck event loop before the reply, then leaves ``daemon.jobs``)."""
+    kind, lock, _ = grant
+    # each release inlined where nobody waits (Slots.release, WorkerPool.release)
+    if lock is not None:
+        if lock.waiting:
+            lock.release()
+        else:
+            lock.used = 0
+    pool = conn.server.pool
+    if kind == NORMAL and not pool.queue:
+        pool.idle_normal += 1
+    else:
+        pool.release(kind)
+    slots = conn.slots
+    if slots.waiting:
+        slots.release()
+    else:
+        slots.used -= 1
+    conn.full_since = None
 
 
 def _wait_for(event: simpy.Event, queue: Any) -> Generator[simpy.Event, Any, Any]:
@@ -387,14 +499,8 @@ def execute(
     calls (under the object's lock and job), sweep, own work (monitor work lets go of the
     object's lock).  A stop kills the guest's process first, then takes its job (libvirt's
     ``qemuProcessBeginStopJob``), so a call stuck in that guest's monitor ends."""
-    if d.hung_drivers and proc.driver is not None:
-        hang = d.hung_drivers.get(proc.driver)
-        if hang is not None:
-            yield hang
-    if d.pending_init and proc.driver is not None:
-        init = d.pending_init.get(proc.driver)
-        if init is not None:
-            yield init
+    if d.hung_drivers or d.pending_init:
+        yield from _driver_ready(d, proc)
     driver_lock = obj_lock = None
     hold, slot = NO_HOLD, None
     try:
@@ -455,6 +561,18 @@ def execute(
         hold.drop()
         if driver_lock is not None:
             driver_lock.release()
+
+
+def _driver_ready(d: DaemonRT, proc: ProcRT) -> Generator[simpy.Event, Any, None]:
+    """Wait while ``proc``'s driver is hung in ``d``, then until its initialisation ends."""
+    if proc.driver is None:
+        return
+    hang = d.hung_drivers.get(proc.driver)
+    if hang is not None:
+        yield hang
+    init = d.pending_init.get(proc.driver)
+    if init is not None:
+        yield init
 
 
 def nested(

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -19,7 +20,7 @@ from sim.engine.jobs import JobRules, SweepRT
 from sim.engine.rng import Streams
 from sim.engine.rpc import NestedRT, ProcRT
 from sim.engine.systemd import Manager, SocketRT
-from sim.engine.trace import CallRecord, Collector
+from sim.engine.trace import Collector
 
 if TYPE_CHECKING:
     from sim.model.resolved import System, WorkloadModel
@@ -36,12 +37,12 @@ def sampler(d: Distribution, rng: random.Random) -> Callable[[], float]:
         return lambda: value
     if d.dist == "exponential":
         rate = 1000.0 / d.mean_ms
-        return lambda: rng.expovariate(rate)
+        return partial(rng.expovariate, rate)
     if d.dist == "uniform":
         lo, hi = d.low_ms / 1000.0, d.high_ms / 1000.0
-        return lambda: rng.uniform(lo, hi)
+        return partial(rng.uniform, lo, hi)
     mu, sigma = math.log(d.median_ms / 1000.0), d.sigma
-    return lambda: rng.lognormvariate(mu, sigma)
+    return partial(rng.lognormvariate, mu, sigma)
 
 
 def _profile(workload: WorkloadModel, decl: ClientDecl) -> ClientProfile:
@@ -138,6 +139,8 @@ class Simulation:
         if self.cpu.cores is not None:  # guest starts and reconnects are CPU work (issue 16)
             for proc in [self.start_proc, *self.reconnect_proc.values()]:
                 proc.on_cpu = True
+        for proc in [*self.procs.values(), *([self.handshake] if self.handshake else [])]:
+            proc.seal()
         self.per_object_ms = {d.name: d.init_cpu_ms_per_object for d in cat.drivers}
         self.init_ms = {d.name: d.init_cpu_ms for d in cat.drivers}
         self.init_later = frozenset(d.name for d in cat.drivers if d.init_in_background)
@@ -248,10 +251,19 @@ class Simulation:
     # ----------------------------------------------------------------- records
     def record_call(self, t0: float, client: str, proc: ProcRT, ok: bool, err: str) -> None:
         """Record a finished client call that started at ``t0`` (s) and ends now."""
-        self.collector.calls.append(
-            CallRecord(
-                t0, self.env.now, client, proc.name, proc.driver or "", proc.operation, ok, err
-            )
+        calls = self.collector.calls
+        if ok:  # the common case: a success's kind looked up by (client, procedure) alone
+            kind = calls.memo.get((client, proc.name))
+            if kind is None:
+                kind = calls.memo[(client, proc.name)] = self.call_kind(client, proc, ok, err)
+        else:
+            kind = self.call_kind(client, proc, ok, err)
+        calls.add_kind(t0, self.env.now, kind)
+
+    def call_kind(self, client: str, proc: ProcRT, ok: bool, err: str) -> int:
+        """The call log's kind for a call of ``proc`` by ``client`` with this outcome."""
+        return self.collector.calls.kind_of(
+            client, proc.name, proc.driver or "", proc.operation, ok, err
         )
 
     # ----------------------------------------------------------------- run

@@ -6,6 +6,8 @@ guest fates are always kept, compactly, for the metrics.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,83 @@ class CallRecord:
     error: str
 
 
+CallKind = tuple[str, str, str, str, bool, str]
+"""What a call record says besides its times: client, procedure, driver, operation, ok, error."""
+
+
+class CallLog:
+    """The finished calls of one replication, stored by column: two float arrays (start and end
+    times) and an index into a table of the distinct *kinds* (client, procedure, driver,
+    operation, outcome, error), 20 bytes a call instead of one object each (which the cyclic
+    garbage collector would also have to walk).  Iterating yields :class:`CallRecord` objects,
+    in the order the calls ended.
+    """
+
+    __slots__ = ("_index", "kind", "kinds", "memo", "t_end", "t_start")
+
+    def __init__(self, records: Iterable[CallRecord] = ()) -> None:
+        self.t_start = array("d")
+        self.t_end = array("d")
+        self.kind = array("I")
+        self.kinds: list[CallKind] = []
+        self._index: dict[CallKind, int] = {}
+        self.memo: dict[Any, int] = {}  # a free cache of kinds for writers (any keys)
+        for r in records:
+            self.add(
+                r.t_start, r.t_end, r.client, r.procedure, r.driver, r.operation, r.ok, r.error
+            )
+
+    def add(
+        self,
+        t_start: float,
+        t_end: float,
+        client: str,
+        procedure: str,
+        driver: str,
+        operation: str,
+        ok: bool,
+        error: str,
+    ) -> None:
+        """Append one finished call."""
+        self.add_kind(t_start, t_end, self.kind_of(client, procedure, driver, operation, ok, error))
+
+    def kind_of(
+        self, client: str, procedure: str, driver: str, operation: str, ok: bool, error: str
+    ) -> int:
+        """The index of a kind of call in :attr:`kinds` (added on first use), for
+        :meth:`add_kind`."""
+        key = (client, procedure, driver, operation, ok, error)
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self.kinds)
+            self.kinds.append(key)
+        return i
+
+    def add_kind(self, t_start: float, t_end: float, kind: int) -> None:
+        """Append one finished call of a kind from :meth:`kind_of`."""
+        self.t_start.append(t_start)
+        self.t_end.append(t_end)
+        self.kind.append(kind)
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def __iter__(self) -> Iterator[CallRecord]:
+        kinds = self.kinds
+        for t0, t1, i in zip(self.t_start, self.t_end, self.kind, strict=True):
+            yield CallRecord(t0, t1, *kinds[i])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CallLog):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CallLog({len(self)} calls, {len(self.kinds)} kinds)"
+
+
 @dataclass(slots=True)
 class Collector:
     """Everything one replication records: the event trace (only with ``keep_trace``), calls,
@@ -34,7 +113,7 @@ class Collector:
 
     keep_trace: bool = False
     events: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)
-    calls: list[CallRecord] = field(default_factory=list)
+    calls: CallLog = field(default_factory=CallLog)
     # per guest: list of [start, end] unmanageable intervals (end None while open)
     unmanageable: dict[str, list[list[float | None]]] = field(default_factory=dict)
     probe_failures: dict[str, list[float]] = field(default_factory=dict)

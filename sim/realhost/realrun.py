@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.engine.trace import CallRecord, Collector
+from sim.engine.trace import CallLog, CallRecord, Collector
 from sim.experiment.metrics import Window, compute
 from sim.experiment.runner import defined
 from sim.realhost import testbed as tb
@@ -481,7 +481,7 @@ def run_replication(
     for t in run.threads:
         t.join(max(0.0, deadline - time.monotonic()))
     collector = Collector()
-    collector.calls = categories(calls, inputs.catalog)
+    collector.calls = CallLog(categories(calls, inputs.catalog))
     collector.unmanageable = {
         g: [[a, min(b or end, exp.duration_s)] for a, b in iv] for g, iv in run.unmanageable.items()
     }

@@ -375,11 +375,13 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_same_bytes(
 
 
 @linux_only
-def test_ctrl_c_prints_a_clean_message_and_the_resume_hint(
-    tmp_path: Path, reference: dict[str, bytes]
-) -> None:
+def test_ctrl_c_prints_a_clean_message_and_the_resume_hint(tmp_path: Path) -> None:
+    """20 replications (120 runs, a few seconds): long enough for the signal to arrive while
+    runs are still going."""
     out = tmp_path / "out"
-    proc = _start(out, 2, "--jobs", "2", "--force-jobs", start_new_session=True)
+    run_experiment(FIXTURES / "determinism.yaml", tmp_path / "ref", replications=20)
+    reference = _bytes(tmp_path / "ref")
+    proc = _start(out, 20, "--jobs", "2", "--force-jobs", start_new_session=True)
     _wait_for(lambda: (out / "runs.jsonl").is_file() and (out / "runs.jsonl").stat().st_size)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole group
     try:
@@ -391,9 +393,9 @@ def test_ctrl_c_prints_a_clean_message_and_the_resume_hint(
     assert proc.returncode == 130
     lines = [line for line in stderr.splitlines() if not line.startswith("progress: ")]
     assert len(lines) == 2, stderr  # progress lines (no terminal here), then the message
-    assert lines[0].startswith("interrupted: ") and f"of 12 runs kept in {out}" in lines[0]
+    assert lines[0].startswith("interrupted: ") and f"of 120 runs kept in {out}" in lines[0]
     assert lines[1] == "run the same command again to resume"
-    done = _cli("run", FIXTURES / "determinism.yaml", "--out", out, "--replications", "2")
+    done = _cli("run", FIXTURES / "determinism.yaml", "--out", out, "--replications", "20")
     assert done.returncode == 0, done.stderr
     assert _bytes(out) == reference
 

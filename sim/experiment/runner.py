@@ -509,20 +509,22 @@ def run_experiment(
                 stream(todo, count_tasks(model, reps))
             else:
                 counts = _sequential(model, rule, done, stream)
+        # every run done: the summary, written before summary.json marks the run finished
+        # (Ctrl-C here keeps the runs too; the same command writes the summary)
+        records = list(done.values())
+        if counts is not None:  # runs beyond a scenario's count (from an earlier run) unused
+            records = [r for r in records if r["replication"] < counts[r["scenario"]]]
+        _write_runs(runs_path, records, key)
+        summary = summary_of(model, records, seed, reps, rule, counts)
+        if shard is not None:
+            summary["shard"] = str(shard)
+        held = summary["hypotheses"]
+        write_atomic(ws.work / "summary.csv", to_csv(summary))
+        meta["wall_clock"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_atomic(ws.work / "manifest.json", dumps(meta))
     except KeyboardInterrupt:
         total = count_tasks(model, reps) if counts is None else len(done)
         raise Interrupted(ws.work, len(done), total) from None
-    records = list(done.values())
-    if counts is not None:  # runs beyond a scenario's count (from an earlier run) are not used
-        records = [r for r in records if r["replication"] < counts[r["scenario"]]]
-    _write_runs(runs_path, records, key)
-    summary = summary_of(model, records, seed, reps, rule, counts)
-    if shard is not None:
-        summary["shard"] = str(shard)
-    held = summary["hypotheses"]
-    write_atomic(ws.work / "summary.csv", to_csv(summary))
-    meta["wall_clock"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_atomic(ws.work / "manifest.json", dumps(meta))
     write_atomic(ws.work / "summary.json", dumps(summary))  # last: marks the run finished
     finish(ws)
     return Outcome(ws.target, summary, held, resumed)

@@ -72,6 +72,12 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         p.kill()
+    # let the pool's manager thread see the dead workers and close its wake-up pipe before
+    # the interpreter exits: Python 3.11's exit hook writes to that pipe unlocked and, in a
+    # race with the closing, prints an EBADF traceback under the "interrupted" message
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 def imap_unordered(

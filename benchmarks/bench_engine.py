@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import random
 import statistics
@@ -31,6 +30,7 @@ from array import array
 from pathlib import Path
 
 import simpy
+from common import emit
 
 from sim.engine.simulation import Simulation
 from sim.experiment.runner import Task, run_one
@@ -189,10 +189,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = ap.parse_args()
     result = overhead(args.repeat, args.until) | reference(args.repeat)
-    for key, value in result.items():
-        print(f"{key:48s} {value:10.3f}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import emit
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 CASES = {
@@ -70,10 +72,7 @@ def main() -> None:
         result[f"s_per_guest_ratio.{topology}"] = (
             result[f"s.1000.{topology}"] / 1000 / (result[f"s.50.{topology}"] / 50)
         )
-    for key, value in result.items():
-        print(f"{key:40s} {value:10.3f}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

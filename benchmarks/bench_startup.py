@@ -9,12 +9,13 @@ Run: ``python benchmarks/bench_startup.py [--repeat 7] [--json FILE]``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {
@@ -45,10 +46,7 @@ def main() -> None:
     for name in ("help", "validate"):
         ratios = [a / b for a, b in zip(times[name], times["python"], strict=True)]
         result[f"{name}_ratio_to_python"] = statistics.median(ratios)
-    for key, value in result.items():
-        print(f"{key:32s} {value:8.3f}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 
 from sim.engine.jobs import NO_HOLD, Hold, JobRules, SweepRT, begin_job, monitor, sweep
-from sim.engine.primitives import NORMAL, Slots
+from sim.engine.primitives import Slots
 
 if TYPE_CHECKING:
     from sim.engine.daemon import DaemonRT, ServerRT
@@ -365,22 +365,16 @@ def begin_plain(conn: ConnRT, proc: ProcRT, target: str | None, me: simpy.Proces
         return None
     lock = None
     if proc.lock_object and target is not None:
-        key = (proc.target_kind, target)
-        lock = d.locks.get(key) or d.lock(key)
+        lock = d.lock((proc.target_kind, target))
         if lock.used:
             return None
     d.jobs[me] = None
     slots.used += 1
     if slots.used >= slots.capacity:
         conn.reading_stopped()
-    if not proc.high and pool.idle_normal > pool.queued:  # WorkerPool.acquire, inlined
-        pool.acquired += 1
-        pool.idle_normal -= 1
-        kind = NORMAL
-    else:
-        kind = pool.acquire(proc.high)  # type: ignore[assignment]  # granted: checked above
+    kind: int = pool.acquire(proc.high)  # type: ignore[assignment]  # granted: checked above
     if lock is not None:
-        lock.used = 1
+        lock.acquire()  # free: checked above
     delay = proc.sample_s()
     if d.slow:
         delay *= d.sim.slow_factor(d, proc)
@@ -391,22 +385,10 @@ def end_plain(conn: ConnRT, grant: Grant) -> None:
     """Release what :func:`begin_plain` took, in :func:`server_job`'s order (the caller
     still waits for a stuck event loop before the reply, then leaves ``daemon.jobs``)."""
     kind, lock, _ = grant
-    # each release inlined where nobody waits (Slots.release, WorkerPool.release)
     if lock is not None:
-        if lock.waiting:
-            lock.release()
-        else:
-            lock.used = 0
-    pool = conn.server.pool
-    if kind == NORMAL and not pool.queue:
-        pool.idle_normal += 1
-    else:
-        pool.release(kind)
-    slots = conn.slots
-    if slots.waiting:
-        slots.release()
-    else:
-        slots.used -= 1
+        lock.release()
+    conn.server.pool.release(kind)
+    conn.slots.release()
     conn.full_since = None
 
 

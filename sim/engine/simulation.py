@@ -252,10 +252,10 @@ class Simulation:
     def record_call(self, t0: float, client: str, proc: ProcRT, ok: bool, err: str) -> None:
         """Record a finished client call that started at ``t0`` (s) and ends now."""
         calls = self.collector.calls
-        if ok:  # the common case: a success's kind looked up by (client, procedure) alone
-            kind = calls.memo.get((client, proc.name))
+        if ok:  # the common case, looked up by (client, procedure) alone
+            kind = calls.ok_kinds.get((client, proc.name))
             if kind is None:
-                kind = calls.memo[(client, proc.name)] = self.call_kind(client, proc, ok, err)
+                kind = calls.ok_kinds[(client, proc.name)] = self.call_kind(client, proc, ok, err)
         else:
             kind = self.call_kind(client, proc, ok, err)
         calls.add_kind(t0, self.env.now, kind)

@@ -40,7 +40,7 @@ class CallLog:
     in the order the calls ended.
     """
 
-    __slots__ = ("_index", "kind", "kinds", "memo", "t_end", "t_start")
+    __slots__ = ("_index", "kind", "kinds", "ok_kinds", "t_end", "t_start")
 
     def __init__(self, records: Iterable[CallRecord] = ()) -> None:
         self.t_start = array("d")
@@ -48,7 +48,9 @@ class CallLog:
         self.kind = array("I")
         self.kinds: list[CallKind] = []
         self._index: dict[CallKind, int] = {}
-        self.memo: dict[Any, int] = {}  # a free cache of kinds for writers (any keys)
+        # the kind of a success by (client, procedure): the engine's writer looks it up
+        # there first (a procedure's driver and operation are fixed within a run)
+        self.ok_kinds: dict[tuple[str, str], int] = {}
         for r in records:
             self.add(
                 r.t_start, r.t_end, r.client, r.procedure, r.driver, r.operation, r.ok, r.error

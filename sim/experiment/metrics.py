@@ -112,7 +112,7 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
     ]
     failed_ops = 0
     latencies: list[float] = []
-    api_failed: list[str] = []  # the driver of each failed api call, in order
+    api_errors: dict[str, float] = {}  # failed api calls per driver, in order of the first
     for t0, t1, i in zip(log.t_start, log.t_end, log.kind, strict=True):
         if not w.start <= t0 <= w.end:
             continue
@@ -125,7 +125,8 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
         else:
             failed_ops += management
             if api:
-                api_failed.append(driver)
+                key = f"api_errors.{driver or 'connect'}"
+                api_errors[key] = api_errors.get(key, 0.0) + 1.0
     m: dict[str, float | None] = {
         "vms_running": float(len(running)),
         "vms_lost": float(len(lost)),
@@ -136,9 +137,7 @@ def compute(c: Collector, running_at_fault: list[str], w: Window) -> dict[str, f
         "time_to_recover_s": recovered_at - w.fault_end if recovered else None,
         "api_p50_ms": 1000.0 * _percentile(latencies, 0.5),
         "api_p99_ms": 1000.0 * _percentile(latencies, 0.99),
-        "api_errors": float(len(api_failed)),
+        "api_errors": float(sum(api_errors.values())),
     }
-    for driver in api_failed:
-        key = f"api_errors.{driver or 'connect'}"
-        m[key] = (m.get(key) or 0.0) + 1.0
+    m.update(api_errors)
     return m

@@ -364,8 +364,8 @@ def _parsed(p: Path, text: str, limits: Limits) -> Source:
     """:func:`read_yaml` after reading: cached per process by path, text and limits (one
     experiment names its catalog several times, through each topology and the workload, and
     a parse costs about 1 ms per 10 lines in the pure-Python parser, 1 ms per 300 from
-    libyaml's events).  The file is always read again,
-    so an edit is never missed.  Callers share the cached data and must not change it
+    libyaml's events).  The file is always read again, so an edit is never missed.  Callers
+    share the cached data and must not change it
     (:func:`_merge` copies before it patches)."""
     src = (parse_events if yamlevents.available() else parse_roundtrip)(p, text, limits)
     if not isinstance(src.data, dict):

@@ -14,12 +14,10 @@ the pure-Python round-trip parser.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     DocumentStartEvent,
@@ -100,7 +98,7 @@ class _Builder:
         self.resolver = _YAML.resolver
 
     # ------------------------------------------------------------------ scalars
-    def scalar(self, ev: ScalarEvent, loc: Loc) -> Any:
+    def scalar(self, ev: ScalarEvent, loc: Loc, what: str = "an integer") -> Any:
         tag = ev.tag
         if tag is not None and ev.implicit == (False, False):
             if tag not in ALLOWED_TAGS:
@@ -114,7 +112,7 @@ class _Builder:
         if tag == INT:
             digits = sum(c.isalnum() for c in ev.value)
             if digits > self.max_digits:
-                raise Refused(loc, f"an integer of {digits} digits is out of range")
+                raise Refused(loc, f"{what} of {digits} digits is out of range")
         node = ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
         try:
             return self.constructor.construct_object(node, deep=True)
@@ -169,15 +167,7 @@ class _Builder:
                 top.merging = True
                 top.key = "<<"
                 return
-            try:
-                value = self.scalar(ev, top.loc)
-            except Refused as exc:
-                if exc.message.startswith("an integer of"):
-                    digits = exc.message.split()[2]
-                    raise Refused(
-                        top.loc, f"an integer key of {digits} digits is out of range"
-                    ) from None
-                raise
+            value = self.scalar(ev, top.loc, "an integer key")
         else:
             raise Refused(top.loc, "mapping keys must be scalars", line)
         if isinstance(value, dict | list):
@@ -290,11 +280,6 @@ def _nth(value: Any, n: int) -> Loc:
     return ()
 
 
-def _events(text: str) -> Iterator[Any]:
-    assert _YAML is not None
-    return iter(_YAML.parse(text))
-
-
 def parse(text: str, max_depth: int, max_nodes: int, max_digits: int) -> tuple[Any, dict[Loc, int]]:
     """The document in ``text`` as plain data, and the line (1-based) of every location.
 
@@ -302,13 +287,14 @@ def parse(text: str, max_depth: int, max_nodes: int, max_digits: int) -> tuple[A
     ------
     Refused
         a rule broken (tags, limits, duplicate keys, more than one document)
-    MarkedYAMLError
-        not YAML (the scanner's or parser's error, with its mark)
+    ruamel.yaml.error.YAMLError
+        not YAML to libyaml (the scanner's or parser's error, with its mark)
     """
+    assert _YAML is not None
     b = _Builder(max_depth, max_nodes, max_digits)
     documents = 0
     try:
-        for ev in _events(text):
+        for ev in _YAML.parse(text):
             if isinstance(ev, DocumentStartEvent):
                 documents += 1
                 if documents > 1:
@@ -332,4 +318,4 @@ _VALUE_EVENTS = (
 )
 
 
-__all__ = ["MarkedYAMLError", "Refused", "available", "parse"]
+__all__ = ["Refused", "available", "parse"]
